@@ -1,0 +1,2 @@
+//! Codec benchmarks (placeholder until written).
+fn main() {}
