@@ -71,7 +71,9 @@ pub fn next_frame(
                     Ok(Some(frame.freeze()))
                 }
                 None => match limit {
-                    Some(limit) if buf.len() >= limit => Err(ProtocolError::MessageTooLarge { limit }),
+                    Some(limit) if buf.len() >= limit => {
+                        Err(ProtocolError::MessageTooLarge { limit })
+                    }
                     _ => Ok(None),
                 },
             }
@@ -79,7 +81,9 @@ pub fn next_frame(
         TransferFormat::Binary => {
             let Some((len, prefix)) = read_varint(buf)? else {
                 return match limit {
-                    Some(limit) if buf.len() >= limit => Err(ProtocolError::MessageTooLarge { limit }),
+                    Some(limit) if buf.len() >= limit => {
+                        Err(ProtocolError::MessageTooLarge { limit })
+                    }
                     _ => Ok(None),
                 };
             };
@@ -161,7 +165,9 @@ impl<P: HubProtocol> MessageReader<P> {
     /// After an error the stream is not recoverable: the connection should be closed.
     pub fn next_message(&mut self) -> Result<Option<HubMessage>, ProtocolError> {
         loop {
-            let Some(frame) = next_frame(self.protocol.transfer_format(), &mut self.buf, self.limit)? else {
+            let Some(frame) =
+                next_frame(self.protocol.transfer_format(), &mut self.buf, self.limit)?
+            else {
                 return Ok(None);
             };
             if let Some(message) = self.protocol.parse_frame(frame)? {
@@ -291,10 +297,19 @@ mod tests {
         assert_eq!(varint(0x7fff_ffff), [0xff, 0xff, 0xff, 0xff, 0x07]);
         for len in [0, 11, 127, 128, 5248, 0x7fff_ffff] {
             let bytes = varint(len);
-            assert_eq!(read_varint(&bytes).unwrap(), Some((len as usize, bytes.len())));
+            assert_eq!(
+                read_varint(&bytes).unwrap(),
+                Some((len as usize, bytes.len()))
+            );
         }
-        assert_eq!(read_varint(&[0xff, 0xff, 0xff, 0xff, 0x08]), Err(ProtocolError::LengthPrefixTooLarge));
-        assert_eq!(read_varint(&[0xff, 0xff, 0xff, 0xff, 0xff]), Err(ProtocolError::LengthPrefixTooLarge));
+        assert_eq!(
+            read_varint(&[0xff, 0xff, 0xff, 0xff, 0x08]),
+            Err(ProtocolError::LengthPrefixTooLarge)
+        );
+        assert_eq!(
+            read_varint(&[0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(ProtocolError::LengthPrefixTooLarge)
+        );
         assert_eq!(read_varint(&[0x80, 0x80]).unwrap(), None);
         assert_eq!(read_varint(&[]).unwrap(), None);
     }
@@ -307,8 +322,18 @@ mod tests {
             out.put_slice(payload);
         }
         assert_eq!(out.as_ref(), b"\x00\x0eHello,\r\nWorld!");
-        assert_eq!(next_frame(TransferFormat::Binary, &mut out, None).unwrap().unwrap(), ""[..]);
-        assert_eq!(next_frame(TransferFormat::Binary, &mut out, None).unwrap().unwrap(), "Hello,\r\nWorld!"[..]);
+        assert_eq!(
+            next_frame(TransferFormat::Binary, &mut out, None)
+                .unwrap()
+                .unwrap(),
+            ""[..]
+        );
+        assert_eq!(
+            next_frame(TransferFormat::Binary, &mut out, None)
+                .unwrap()
+                .unwrap(),
+            "Hello,\r\nWorld!"[..]
+        );
         assert!(out.is_empty());
         assert_eq!(varint(128), [0x80, 0x01]);
         assert_eq!(varint(4), [0x04]);
@@ -317,20 +342,41 @@ mod tests {
     #[test]
     fn text_frames_split_and_limit() {
         let mut buf = BytesMut::from(&b"ab\x1ecd\x1eef"[..]);
-        assert_eq!(next_frame(TransferFormat::Text, &mut buf, None).unwrap().unwrap(), "ab"[..]);
-        assert_eq!(next_frame(TransferFormat::Text, &mut buf, None).unwrap().unwrap(), "cd"[..]);
-        assert_eq!(next_frame(TransferFormat::Text, &mut buf, None).unwrap(), None);
+        assert_eq!(
+            next_frame(TransferFormat::Text, &mut buf, None)
+                .unwrap()
+                .unwrap(),
+            "ab"[..]
+        );
+        assert_eq!(
+            next_frame(TransferFormat::Text, &mut buf, None)
+                .unwrap()
+                .unwrap(),
+            "cd"[..]
+        );
+        assert_eq!(
+            next_frame(TransferFormat::Text, &mut buf, None).unwrap(),
+            None
+        );
         assert_eq!(buf.as_ref(), b"ef");
 
         // The framed message must fit in the limit, separator included.
         let mut buf = BytesMut::from(&b"abcd\x1e"[..]);
-        assert_eq!(next_frame(TransferFormat::Text, &mut buf.clone(), Some(5)).unwrap().unwrap(), "abcd"[..]);
+        assert_eq!(
+            next_frame(TransferFormat::Text, &mut buf.clone(), Some(5))
+                .unwrap()
+                .unwrap(),
+            "abcd"[..]
+        );
         assert_eq!(
             next_frame(TransferFormat::Text, &mut buf, Some(4)),
             Err(ProtocolError::MessageTooLarge { limit: 4 })
         );
         let mut partial = BytesMut::from(&b"abcd"[..]);
-        assert_eq!(next_frame(TransferFormat::Text, &mut partial.clone(), Some(5)).unwrap(), None);
+        assert_eq!(
+            next_frame(TransferFormat::Text, &mut partial.clone(), Some(5)).unwrap(),
+            None
+        );
         assert!(next_frame(TransferFormat::Text, &mut partial, Some(4)).is_err());
     }
 
@@ -344,7 +390,11 @@ mod tests {
         );
         let mut buf = BytesMut::from(&[0x03, 1, 2, 3][..]);
         assert!(next_frame(TransferFormat::Binary, &mut buf.clone(), Some(3)).is_err());
-        assert!(next_frame(TransferFormat::Binary, &mut buf, Some(4)).unwrap().is_some());
+        assert!(
+            next_frame(TransferFormat::Binary, &mut buf, Some(4))
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -359,7 +409,12 @@ mod tests {
         for (payload, expected) in cases {
             let mut out = BytesMut::new();
             write_sse_event(payload, &mut out);
-            assert_eq!(out.as_ref(), expected, "{:?}", String::from_utf8_lossy(payload));
+            assert_eq!(
+                out.as_ref(),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(payload)
+            );
         }
     }
 

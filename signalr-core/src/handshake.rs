@@ -4,8 +4,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::ProtocolError;
 use crate::framing::{RECORD_SEPARATOR, next_frame};
-use crate::protocol::json::{object_pairs, put_str as put_json_str};
 use crate::protocol::TransferFormat;
+use crate::protocol::json::{object_pairs, put_str as put_json_str};
 
 /// The client's first message: which hub protocol and version it wants.
 ///
@@ -56,16 +56,20 @@ impl HandshakeRequest {
             }
         }
         let protocol = match protocol {
-            Some(raw) => Some(serde_json::from_str::<String>(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-                property: "protocol",
-                expected: "String",
+            Some(raw) => Some(serde_json::from_str::<String>(raw.get()).map_err(|_| {
+                ProtocolError::UnexpectedType {
+                    property: "protocol",
+                    expected: "String",
+                }
             })?),
             None => None,
         };
         let version = match version {
-            Some(raw) => Some(serde_json::from_str::<u32>(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-                property: "version",
-                expected: "Number",
+            Some(raw) => Some(serde_json::from_str::<u32>(raw.get()).map_err(|_| {
+                ProtocolError::UnexpectedType {
+                    property: "version",
+                    expected: "Number",
+                }
             })?),
             None => None,
         };
@@ -205,17 +209,29 @@ mod tests {
             "Missing required property 'protocol'. Message content: {}"
         );
         assert_eq!(
-            request(b"{\"version\":\"123\"}\x1e").unwrap_err().to_string(),
+            request(b"{\"version\":\"123\"}\x1e")
+                .unwrap_err()
+                .to_string(),
             "Expected 'version' to be of type Number."
         );
-        assert_eq!(request(b"{\"protocol\":\"json\",\"version\":1}").unwrap(), None);
+        assert_eq!(
+            request(b"{\"protocol\":\"json\",\"version\":1}").unwrap(),
+            None
+        );
     }
 
     #[test]
     fn response_vectors_a7() {
-        let parse = |b: &[u8]| HandshakeResponse::parse(&mut BytesMut::from(b), None).unwrap().unwrap();
+        let parse = |b: &[u8]| {
+            HandshakeResponse::parse(&mut BytesMut::from(b), None)
+                .unwrap()
+                .unwrap()
+        };
         assert_eq!(parse(b"{}\x1e").error, None);
-        assert_eq!(parse(b"{\"error\":\"dummy\"}\x1e").error.as_deref(), Some("dummy"));
+        assert_eq!(
+            parse(b"{\"error\":\"dummy\"}\x1e").error.as_deref(),
+            Some("dummy")
+        );
         assert_eq!(parse(b"{\"unknown\":null}\x1e").error, None);
         assert_eq!(
             HandshakeResponse::parse(&mut BytesMut::from(&b"{\"type\":6}\x1e"[..]), None),

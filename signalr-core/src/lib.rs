@@ -82,12 +82,13 @@ pub use self::framing::{MessageReader, SseDecoder, write_sse_event};
 pub use self::handshake::{HandshakeRequest, HandshakeResponse};
 #[doc(inline)]
 pub use self::message::{
-    Ack, CancelInvocation, Close, Completion, CompletionResult, Headers, HubMessage, Invocation, Sequence,
-    StreamInvocation, StreamItem,
+    Ack, CancelInvocation, Close, Completion, CompletionResult, Headers, HubMessage, Invocation,
+    Sequence, StreamInvocation, StreamItem,
 };
 #[doc(inline)]
 pub use self::negotiate::{
-    AvailableTransport, NegotiateResponse, NegotiateVersionError, TransportType, select_negotiate_version,
+    AvailableTransport, NegotiateResponse, NegotiateVersionError, TransportType,
+    select_negotiate_version,
 };
 #[doc(inline)]
 pub use self::protocol::{HubProtocol, JsonHubProtocol, MessagePackHubProtocol, TransferFormat};

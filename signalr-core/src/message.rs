@@ -26,7 +26,10 @@ impl Headers {
 
     /// The value for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The number of headers.
@@ -181,7 +184,11 @@ pub struct StreamInvocation {
 
 impl StreamInvocation {
     /// A streaming invocation of `target` with the given id.
-    pub fn new(invocation_id: impl Into<String>, target: impl Into<String>, arguments: Vec<RawValue>) -> Self {
+    pub fn new(
+        invocation_id: impl Into<String>,
+        target: impl Into<String>,
+        arguments: Vec<RawValue>,
+    ) -> Self {
         Self {
             headers: Headers::new(),
             invocation_id: invocation_id.into(),
@@ -309,7 +316,10 @@ pub struct Close {
 impl Close {
     /// A close with the given error and reconnect hint.
     pub fn new(error: Option<String>, allow_reconnect: bool) -> Self {
-        Self { error, allow_reconnect }
+        Self {
+            error,
+            allow_reconnect,
+        }
     }
 }
 
@@ -352,4 +362,13 @@ macro_rules! impl_from {
         })*
     };
 }
-impl_from!(Invocation, StreamItem, Completion, StreamInvocation, CancelInvocation, Close, Ack, Sequence);
+impl_from!(
+    Invocation,
+    StreamItem,
+    Completion,
+    StreamInvocation,
+    CancelInvocation,
+    Close,
+    Ack,
+    Sequence
+);

@@ -47,7 +47,9 @@ impl TransportType {
     pub fn transfer_formats(&self) -> &'static [TransferFormat] {
         match self {
             TransportType::ServerSentEvents => &[TransferFormat::Text],
-            TransportType::WebSockets | TransportType::LongPolling => &[TransferFormat::Text, TransferFormat::Binary],
+            TransportType::WebSockets | TransportType::LongPolling => {
+                &[TransferFormat::Text, TransferFormat::Binary]
+            }
         }
     }
 }
@@ -194,7 +196,9 @@ impl NegotiateResponse {
             ("connectionId", self.connection_id.as_deref()),
             (
                 "connectionToken",
-                self.connection_token.as_deref().filter(|_| self.negotiate_version > 0),
+                self.connection_token
+                    .as_deref()
+                    .filter(|_| self.negotiate_version > 0),
             ),
         ];
         for (name, value) in strings {
@@ -250,12 +254,13 @@ impl NegotiateResponse {
         for (key, value) in object_pairs(json).map_err(|_| ProtocolError::InvalidJson)? {
             match key.as_str() {
                 "negotiateVersion" => {
-                    response.negotiate_version = serde_json::from_str(value.get()).map_err(|_| {
-                        ProtocolError::UnexpectedType {
-                            property: "negotiateVersion",
-                            expected: "Number",
-                        }
-                    })?;
+                    response.negotiate_version =
+                        serde_json::from_str(value.get()).map_err(|_| {
+                            ProtocolError::UnexpectedType {
+                                property: "negotiateVersion",
+                                expected: "Number",
+                            }
+                        })?;
                 }
                 "connectionId" => response.connection_id = string(value, "connectionId")?,
                 "connectionToken" => response.connection_token = string(value, "connectionToken")?,
@@ -263,12 +268,13 @@ impl NegotiateResponse {
                 "accessToken" => response.access_token = string(value, "accessToken")?,
                 "error" => response.error = string(value, "error")?,
                 "useStatefulReconnect" => {
-                    response.use_stateful_reconnect = serde_json::from_str(value.get()).map_err(|_| {
-                        ProtocolError::UnexpectedType {
-                            property: "useStatefulReconnect",
-                            expected: "Boolean",
-                        }
-                    })?;
+                    response.use_stateful_reconnect =
+                        serde_json::from_str(value.get()).map_err(|_| {
+                            ProtocolError::UnexpectedType {
+                                property: "useStatefulReconnect",
+                                expected: "Boolean",
+                            }
+                        })?;
                 }
                 "availableTransports" => {
                     response.available_transports = transports(value)?;
@@ -301,24 +307,27 @@ fn string(raw: &Json, property: &'static str) -> Result<Option<String>, Protocol
 }
 
 fn transports(raw: &Json) -> Result<Vec<AvailableTransport>, ProtocolError> {
-    let items: Vec<&Json> = serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-        property: "availableTransports",
-        expected: "Array",
-    })?;
+    let items: Vec<&Json> =
+        serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
+            property: "availableTransports",
+            expected: "Array",
+        })?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let mut transport = None;
         let mut formats = None;
-        for (key, value) in object_pairs(item.get().as_bytes()).map_err(|_| ProtocolError::InvalidJson)? {
+        for (key, value) in
+            object_pairs(item.get().as_bytes()).map_err(|_| ProtocolError::InvalidJson)?
+        {
             match key.as_str() {
                 "transport" => transport = Some(string(value, "transport")?),
                 "transferFormats" => {
-                    formats = Some(serde_json::from_str::<Vec<String>>(value.get()).map_err(|_| {
-                        ProtocolError::UnexpectedType {
+                    formats = Some(serde_json::from_str::<Vec<String>>(value.get()).map_err(
+                        |_| ProtocolError::UnexpectedType {
                             property: "transferFormats",
                             expected: "Array",
-                        }
-                    })?);
+                        },
+                    )?);
                 }
                 _ => {}
             }
@@ -356,10 +365,16 @@ pub enum NegotiateVersionError {
 /// assert!(select_negotiate_version(None, 1).is_err());
 /// assert!(select_negotiate_version(Some("x"), 0).is_err());
 /// ```
-pub fn select_negotiate_version(requested: Option<&str>, minimum: i32) -> Result<i32, NegotiateVersionError> {
+pub fn select_negotiate_version(
+    requested: Option<&str>,
+    minimum: i32,
+) -> Result<i32, NegotiateVersionError> {
     let version = match requested {
         None => 0,
-        Some(text) => text.trim().parse::<i64>().map_err(|_| NegotiateVersionError::NotAnInteger)?,
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| NegotiateVersionError::NotAnInteger)?,
     };
     if version < i64::from(minimum) {
         return Err(NegotiateVersionError::Unsupported(version));
@@ -387,11 +402,15 @@ mod tests {
 
     #[test]
     fn a38_missing_token() {
-        let err = NegotiateResponse::parse(br#"{"connectionId":"123","negotiateVersion":123,"availableTransports":[]}"#)
-            .unwrap_err();
+        let err = NegotiateResponse::parse(
+            br#"{"connectionId":"123","negotiateVersion":123,"availableTransports":[]}"#,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
-            ProtocolError::InvalidNegotiateResponse("Missing required property 'connectionToken'.".into())
+            ProtocolError::InvalidNegotiateResponse(
+                "Missing required property 'connectionToken'.".into()
+            )
         );
     }
 
@@ -402,7 +421,8 @@ mod tests {
             br#"{"negotiateVersion":0,"availableTransports":[]}"#
         );
         let mut r = NegotiateResponse::default();
-        r.available_transports.push(AvailableTransport::with_names(None, vec![]));
+        r.available_transports
+            .push(AvailableTransport::with_names(None, vec![]));
         assert_eq!(
             &r.to_bytes()[..],
             br#"{"negotiateVersion":0,"availableTransports":[{"transport":null,"transferFormats":[]}]}"#
@@ -414,8 +434,14 @@ mod tests {
         let mut r = NegotiateResponse::new(0);
         r.connection_id = Some("id".into());
         r.connection_token = Some("id".into());
-        assert_eq!(&r.to_bytes()[..], br#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[]}"#);
-        assert_eq!(&NegotiateResponse::error("nope").to_bytes()[..], br#"{"error":"nope"}"#);
+        assert_eq!(
+            &r.to_bytes()[..],
+            br#"{"negotiateVersion":0,"connectionId":"id","availableTransports":[]}"#
+        );
+        assert_eq!(
+            &NegotiateResponse::error("nope").to_bytes()[..],
+            br#"{"error":"nope"}"#
+        );
         let parsed = NegotiateResponse::parse(br#"{"error":"nope"}"#).unwrap();
         assert_eq!(parsed.error.as_deref(), Some("nope"));
     }
@@ -454,11 +480,15 @@ mod tests {
     #[test]
     fn version_selection_texts() {
         assert_eq!(
-            select_negotiate_version(Some("1.5"), 0).unwrap_err().to_string(),
+            select_negotiate_version(Some("1.5"), 0)
+                .unwrap_err()
+                .to_string(),
             "The client requested a non-integer protocol version."
         );
         assert_eq!(
-            select_negotiate_version(Some("0"), 1).unwrap_err().to_string(),
+            select_negotiate_version(Some("0"), 1)
+                .unwrap_err()
+                .to_string(),
             "The client requested version '0', but the server does not support this version."
         );
     }

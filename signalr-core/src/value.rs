@@ -52,7 +52,10 @@ impl RawValue {
     /// MessagePack uses the conventions of ASP.NET Core's MessagePack protocol: structs are
     /// maps keyed by field name, unit enum variants are strings. Use [`Binary`] for byte
     /// arrays and [`Timestamp`] for instants to get `bin` and the timestamp extension.
-    pub fn encode<T: Serialize + ?Sized>(encoding: Encoding, value: &T) -> Result<Self, ValueError> {
+    pub fn encode<T: Serialize + ?Sized>(
+        encoding: Encoding,
+        value: &T,
+    ) -> Result<Self, ValueError> {
         let mut buf = BytesMut::new();
         write_value(encoding, value, &mut buf)?;
         Ok(Self {
@@ -141,7 +144,11 @@ impl RawValue {
     }
 
     /// Appends the value to `out` in `encoding`, transcoding when needed.
-    pub(crate) fn write_as(&self, encoding: Encoding, out: &mut BytesMut) -> Result<(), ValueError> {
+    pub(crate) fn write_as(
+        &self,
+        encoding: Encoding,
+        out: &mut BytesMut,
+    ) -> Result<(), ValueError> {
         match (self.encoding, encoding) {
             (a, b) if a == b => {
                 out.extend_from_slice(&self.bytes);
@@ -440,14 +447,18 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("an RFC 3339 string or a MessagePack timestamp extension")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
-                let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))?;
+                let t =
+                    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))?;
                 Ok(Timestamp {
                     seconds: t.unix_timestamp(),
                     nanos: t.nanosecond(),
                 })
             }
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Timestamp, D::Error> {
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Timestamp, D::Error> {
                 let (tag, data): (i8, Binary) = Deserialize::deserialize(d)?;
                 if tag != -1 {
                     return Err(de::Error::custom(format_args!(
@@ -461,7 +472,8 @@ impl<'de> Deserialize<'de> for Timestamp {
         if deserializer.is_human_readable() {
             deserializer.deserialize_str(TimestampVisitor)
         } else {
-            deserializer.deserialize_newtype_struct(rmp_serde::MSGPACK_EXT_STRUCT_NAME, TimestampVisitor)
+            deserializer
+                .deserialize_newtype_struct(rmp_serde::MSGPACK_EXT_STRUCT_NAME, TimestampVisitor)
         }
     }
 }

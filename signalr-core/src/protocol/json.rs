@@ -3,15 +3,15 @@
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue as Json;
 
 use crate::error::ProtocolError;
 use crate::framing::RECORD_SEPARATOR;
 use crate::message::{
-    Ack, CancelInvocation, Close, Completion, CompletionResult, Headers, HubMessage, Invocation, Sequence,
-    StreamInvocation, StreamItem,
+    Ack, CancelInvocation, Close, Completion, CompletionResult, Headers, HubMessage, Invocation,
+    Sequence, StreamInvocation, StreamItem,
 };
 use crate::value::{Encoding, RawValue};
 
@@ -144,7 +144,10 @@ fn number(raw: &Json, property: &'static str) -> Result<i64, ProtocolError> {
     })
 }
 
-fn optional_string(raw: Option<&Json>, property: &'static str) -> Result<Option<String>, ProtocolError> {
+fn optional_string(
+    raw: Option<&Json>,
+    property: &'static str,
+) -> Result<Option<String>, ProtocolError> {
     match raw {
         None => Ok(None),
         Some(raw) => serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
@@ -182,10 +185,11 @@ fn value(frame: &Bytes, raw: &Json) -> RawValue {
 
 fn arguments(frame: &Bytes, raw: Option<&Json>) -> Result<Vec<RawValue>, ProtocolError> {
     let raw = raw.ok_or(ProtocolError::MissingProperty("arguments"))?;
-    let items: Vec<&Json> = serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-        property: "arguments",
-        expected: "Array",
-    })?;
+    let items: Vec<&Json> =
+        serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
+            property: "arguments",
+            expected: "Array",
+        })?;
     Ok(items.into_iter().map(|item| value(frame, item)).collect())
 }
 
@@ -193,11 +197,14 @@ fn stream_ids(raw: Option<&Json>) -> Result<Vec<String>, ProtocolError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
-    let ids: Vec<Option<String>> = serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-        property: "streamIds",
-        expected: "Array",
-    })?;
-    ids.into_iter().map(|id| id.ok_or(ProtocolError::NullStreamId)).collect()
+    let ids: Vec<Option<String>> =
+        serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
+            property: "streamIds",
+            expected: "Array",
+        })?;
+    ids.into_iter()
+        .map(|id| id.ok_or(ProtocolError::NullStreamId))
+        .collect()
 }
 
 /// Parses one JSON hub message (without its `0x1E`).
@@ -211,7 +218,8 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
         1 => {
             let target = required_string(f.target, "target")?;
             let arguments = arguments(frame, f.arguments)?;
-            let invocation_id = optional_string(f.invocation_id, "invocationId")?.filter(|id| !id.is_empty());
+            let invocation_id =
+                optional_string(f.invocation_id, "invocationId")?.filter(|id| !id.is_empty());
             HubMessage::Invocation(Invocation {
                 headers: headers(f.headers)?,
                 invocation_id,
@@ -275,10 +283,15 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
                     }
                 },
             };
-            HubMessage::Close(Close { error, allow_reconnect })
+            HubMessage::Close(Close {
+                error,
+                allow_reconnect,
+            })
         }
         8 | 9 => {
-            let raw = f.sequence_id.ok_or(ProtocolError::MissingProperty("sequenceId"))?;
+            let raw = f
+                .sequence_id
+                .ok_or(ProtocolError::MissingProperty("sequenceId"))?;
             let sequence_id = number(raw, "sequenceId")?;
             if ty == 8 {
                 HubMessage::Ack(Ack { sequence_id })
@@ -369,11 +382,23 @@ fn write_inner(message: &HubMessage, out: &mut BytesMut) -> Result<(), ProtocolE
     match message {
         HubMessage::Invocation(m) => {
             put_headers(out, &m.headers);
-            put_call(out, m.invocation_id.as_deref(), &m.target, &m.arguments, &m.stream_ids)?;
+            put_call(
+                out,
+                m.invocation_id.as_deref(),
+                &m.target,
+                &m.arguments,
+                &m.stream_ids,
+            )?;
         }
         HubMessage::StreamInvocation(m) => {
             put_headers(out, &m.headers);
-            put_call(out, Some(&m.invocation_id), &m.target, &m.arguments, &m.stream_ids)?;
+            put_call(
+                out,
+                Some(&m.invocation_id),
+                &m.target,
+                &m.arguments,
+                &m.stream_ids,
+            )?;
         }
         HubMessage::StreamItem(m) => {
             put_headers(out, &m.headers);

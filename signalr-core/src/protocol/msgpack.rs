@@ -5,8 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::error::ProtocolError;
 use crate::framing::write_varint;
 use crate::message::{
-    Ack, CancelInvocation, Close, Completion, CompletionResult, Headers, HubMessage, Invocation, Sequence,
-    StreamInvocation, StreamItem,
+    Ack, CancelInvocation, Close, Completion, CompletionResult, Headers, HubMessage, Invocation,
+    Sequence, StreamInvocation, StreamItem,
 };
 use crate::value::{Encoding, RawValue};
 
@@ -16,7 +16,9 @@ use crate::value::{Encoding, RawValue};
 pub(crate) fn skip_value(buf: &[u8], mut pos: usize) -> Result<usize, ()> {
     fn be(buf: &[u8], pos: usize, n: usize) -> Result<usize, ()> {
         let bytes = buf.get(pos..pos.checked_add(n).ok_or(())?).ok_or(())?;
-        Ok(bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b)))
+        Ok(bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b)))
     }
     let mut remaining: u64 = 1;
     while remaining > 0 {
@@ -90,7 +92,11 @@ impl<'a> Reader<'a> {
     }
 
     fn be(&mut self, n: usize) -> Option<u64> {
-        Some(self.take(n)?.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+        Some(
+            self.take(n)?
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+        )
     }
 
     fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
@@ -162,7 +168,10 @@ impl<'a> Reader<'a> {
     fn int32(&mut self, field: &'static str) -> Result<i64, ProtocolError> {
         self.int()
             .filter(|v| i32::try_from(*v).is_ok())
-            .ok_or(ProtocolError::MessagePackField { field, expected: "Int32" })
+            .ok_or(ProtocolError::MessagePackField {
+                field,
+                expected: "Int32",
+            })
     }
 
     /// A string or nil.
@@ -190,7 +199,9 @@ impl<'a> Reader<'a> {
         };
         let len = usize::try_from(len).map_err(|_| err.clone())?;
         let bytes = self.take(len).ok_or_else(|| err.clone())?;
-        std::str::from_utf8(bytes).map(|s| Some(s.to_owned())).map_err(|_| err)
+        std::str::from_utf8(bytes)
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| err)
     }
 
     fn bool(&mut self, field: &'static str) -> Result<bool, ProtocolError> {
@@ -209,10 +220,11 @@ impl<'a> Reader<'a> {
     }
 
     fn raw(&mut self, field: &'static str) -> Result<RawValue, ProtocolError> {
-        let end = skip_value(self.frame, self.pos).map_err(|()| ProtocolError::MessagePackField {
-            field,
-            expected: "a value",
-        })?;
+        let end =
+            skip_value(self.frame, self.pos).map_err(|()| ProtocolError::MessagePackField {
+                field,
+                expected: "a value",
+            })?;
         let value = RawValue::new_unchecked(Encoding::MessagePack, self.frame.slice(self.pos..end));
         self.pos = end;
         Ok(value)
@@ -252,7 +264,10 @@ impl<'a> Reader<'a> {
         })?;
         let mut ids = Vec::with_capacity((len as usize).min(self.frame.len() - self.pos));
         for _ in 0..len {
-            ids.push(self.str_or_nil("streamIds")?.ok_or(ProtocolError::NullStreamId)?);
+            ids.push(
+                self.str_or_nil("streamIds")?
+                    .ok_or(ProtocolError::NullStreamId)?,
+            );
         }
         Ok(ids)
     }
@@ -298,7 +313,11 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             need(2, "headers", "Map")?;
             let headers = r.headers()?;
             need(3, "invocationId", "String")?;
-            let kind = if ty == 1 { "Invocation" } else { "StreamInvocation" };
+            let kind = if ty == 1 {
+                "Invocation"
+            } else {
+                "StreamInvocation"
+            };
             let invocation_id = if ty == 1 {
                 r.str_or_nil("invocationId")?.filter(|id| !id.is_empty())
             } else {
@@ -308,7 +327,11 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             let target = r.target(kind)?;
             need(5, "arguments", "Array")?;
             let arguments = r.arguments()?;
-            let stream_ids = if len >= 6 { r.stream_ids()? } else { Vec::new() };
+            let stream_ids = if len >= 6 {
+                r.stream_ids()?
+            } else {
+                Vec::new()
+            };
             match invocation_id {
                 Some(invocation_id) if ty == 4 => HubMessage::StreamInvocation(StreamInvocation {
                     headers,
@@ -368,14 +391,24 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             let headers = r.headers()?;
             need(3, "invocationId", "String")?;
             let invocation_id = r.required_id("CancelInvocation")?;
-            HubMessage::CancelInvocation(CancelInvocation { headers, invocation_id })
+            HubMessage::CancelInvocation(CancelInvocation {
+                headers,
+                invocation_id,
+            })
         }
         6 => HubMessage::Ping,
         7 => {
             need(2, "error", "String")?;
             let error = r.str_or_nil("error")?;
-            let allow_reconnect = if len >= 3 { r.bool("allowReconnect")? } else { false };
-            HubMessage::Close(Close { error, allow_reconnect })
+            let allow_reconnect = if len >= 3 {
+                r.bool("allowReconnect")?
+            } else {
+                false
+            };
+            HubMessage::Close(Close {
+                error,
+                allow_reconnect,
+            })
         }
         8 | 9 => {
             need(2, "sequenceId", "Int64")?;
@@ -404,7 +437,10 @@ pub(crate) fn write(message: &HubMessage, out: &mut BytesMut) -> Result<(), Prot
         return Err(err);
     }
     let body_len = out.len() - start - MAX_PREFIX;
-    let Some(len) = u32::try_from(body_len).ok().filter(|l| *l <= i32::MAX as u32) else {
+    let Some(len) = u32::try_from(body_len)
+        .ok()
+        .filter(|l| *l <= i32::MAX as u32)
+    else {
         out.truncate(start);
         return Err(ProtocolError::LengthPrefixTooLarge);
     };
@@ -433,7 +469,8 @@ fn put_array_len(out: &mut BytesMut, len: usize) -> Result<(), ProtocolError> {
 }
 
 fn put_str(out: &mut BytesMut, s: &str) -> Result<(), ProtocolError> {
-    let len = u32::try_from(s.len()).map_err(|_| ProtocolError::Serialize("string too long".into()))?;
+    let len =
+        u32::try_from(s.len()).map_err(|_| ProtocolError::Serialize("string too long".into()))?;
     if let Some(small) = u8::try_from(len).ok().filter(|n| *n < 32) {
         out.put_u8(0xa0 | small);
     } else if let Ok(len) = u8::try_from(len) {
@@ -456,7 +493,8 @@ fn put_int(out: &mut BytesMut, v: i64) {
 }
 
 fn put_headers(out: &mut BytesMut, headers: &Headers) -> Result<(), ProtocolError> {
-    let len = u32::try_from(headers.len()).map_err(|_| ProtocolError::Serialize("too many headers".into()))?;
+    let len = u32::try_from(headers.len())
+        .map_err(|_| ProtocolError::Serialize("too many headers".into()))?;
     if let Some(small) = u8::try_from(len).ok().filter(|n| *n < 16) {
         out.put_u8(0x80 | small);
     } else if let Ok(len) = u16::try_from(len) {
@@ -534,7 +572,11 @@ fn write_body(message: &HubMessage, out: &mut BytesMut) -> Result<(), ProtocolEr
             put_value(out, &m.item)?;
         }
         HubMessage::Completion(m) => {
-            let len = if matches!(m.result, CompletionResult::Void) { 0x94 } else { 0x95 };
+            let len = if matches!(m.result, CompletionResult::Void) {
+                0x94
+            } else {
+                0x95
+            };
             out.put_slice(&[len, 0x03]);
             put_headers(out, &m.headers)?;
             put_str(out, &m.invocation_id)?;
