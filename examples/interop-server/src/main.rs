@@ -1,0 +1,222 @@
+//! The interop test server: the hubs and endpoints that the official SignalR clients'
+//! functional tests expect from ASP.NET Core's test server (see the workspace's interop
+//! contract), served by `signalr-server`.
+//!
+//! ```text
+//! cargo run --release -p interop-server -- --bind 127.0.0.1:0
+//! ```
+//!
+//! It prints `listening on http://127.0.0.1:PORT` once it accepts connections.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod hubs;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use signalr_server::{Hub, SignalR};
+
+#[derive(Clone)]
+struct App {
+    test_hub: Hub,
+    redirects: Arc<AtomicU64>,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: interop-server --bind ADDR [--redis URL]");
+    std::process::exit(2);
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut bind = "127.0.0.1:0".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bind" => bind = args.next().unwrap_or_else(|| usage()),
+            "--redis" => {
+                eprintln!("--redis: the Redis backplane is not available yet");
+                std::process::exit(2);
+            }
+            _ => usage(),
+        }
+    }
+
+    let test_hub = hubs::test_hub();
+    let app = App {
+        test_hub: test_hub.clone(),
+        redirects: Arc::new(AtomicU64::new(0)),
+    };
+    let signalr = SignalR::new()
+        .hub("/testhub", test_hub)
+        .hub("/uncreatable", hubs::uncreatable_hub());
+
+    let router = Router::new()
+        .route("/clientresult/{id}", get(client_result))
+        .route("/echo", any(hubs::echo_endpoint))
+        .route("/echo/negotiate", any(hubs::echo_negotiate))
+        .with_state(app.clone())
+        .fallback_service(signalr)
+        .layer(middleware::from_fn_with_state(app, special_paths))
+        .layer(middleware::from_fn(cors));
+
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// CORS as the functional tests' server does it: echo the origin, allow credentials, echo
+/// requested methods and headers; every OPTIONS is 204.
+async fn cors(request: Request, next: Next) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let method = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .cloned();
+    let headers = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned();
+    let mut response = if request.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let h = response.headers_mut();
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    if let Some(method) = method {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, method);
+    }
+    if let Some(headers) = headers {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, headers);
+    }
+    response
+}
+
+/// `/echoredirect...`, `/redirect...`, `/bad-negotiate...` and the negotiate cookies.
+async fn special_paths(State(app): State<App>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let lower = path.to_ascii_lowercase();
+    if lower.starts_with("/echoredirect") {
+        let mut location = format!("/echo{}", &path["/echoredirect".len()..]);
+        if let Some(query) = request.uri().query() {
+            location.push('?');
+            location.push_str(query);
+        }
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response();
+    }
+    let mut response = if lower.starts_with("/redirect") {
+        let n = app.redirects.fetch_add(1, Ordering::SeqCst) + 1;
+        let base = request
+            .uri()
+            .query()
+            .and_then(|q| {
+                q.split('&')
+                    .find_map(|p| p.strip_prefix("baseUrl="))
+                    .map(percent_decode)
+            })
+            .unwrap_or_default();
+        let body =
+            serde_json::json!({ "url": format!("{base}/testHub?numRedirects={n}") }).to_string();
+        Response::new(Body::from(body))
+    } else if lower.starts_with("/bad-negotiate") {
+        (StatusCode::BAD_REQUEST, "Some response from server").into_response()
+    } else {
+        next.run(request).await
+    };
+    if lower.contains("/negotiate") {
+        let cookies = response.headers_mut();
+        cookies.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("testCookie=testValue; Path=/"),
+        );
+        cookies.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("testCookie2=testValue2; Path=/"),
+        );
+        cookies.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static(
+                "expiredCookie=doesntmatter; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            ),
+        );
+    }
+    response
+}
+
+fn percent_decode(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET /clientresult/{id}`: invoke `Result()` on that connection and answer its value.
+async fn client_result(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    _: HeaderMap,
+    _: Query<Vec<(String, String)>>,
+) -> String {
+    match app
+        .test_hub
+        .context()
+        .clients()
+        .client(id)
+        .invoke::<i64>("Result", ())
+        .await
+    {
+        Ok(value) => value.to_string(),
+        Err(err) => err.to_string(),
+    }
+}

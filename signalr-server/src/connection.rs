@@ -1,0 +1,403 @@
+//! One logical connection: identity, protocol, the bounded outbound queue, and the state
+//! of its invocations, streams and client results.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use signalr_core::{Close, CompletionResult, HubMessage, HubProtocol, RawValue, TransportType};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::SerializedMessage;
+use crate::error::{Error, ErrorKind, HubError};
+use crate::identity::{Identity, Items, RequestInfo};
+
+/// What the connection's writer sends.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// Framed hub-protocol bytes.
+    Data(Bytes),
+    /// Send nothing more; close the transport cleanly.
+    Close,
+}
+
+/// The connection's single outbound queue, bounded by bytes.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    queued: AtomicUsize,
+    limit: usize,
+    space: Notify,
+}
+
+impl Outbound {
+    pub(crate) fn new(limit: usize) -> (Self, mpsc::UnboundedReceiver<Outgoing>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let outbound = Self {
+            tx,
+            queued: AtomicUsize::new(0),
+            limit,
+            space: Notify::new(),
+        };
+        (outbound, rx)
+    }
+
+    /// Queues `bytes` unless that would pass the limit (an empty queue takes any one
+    /// message). Never waits.
+    fn try_push(&self, bytes: Bytes) -> Result<(), Bytes> {
+        let len = bytes.len();
+        let mut current = self.queued.load(Ordering::Acquire);
+        loop {
+            if current > 0 && current + len > self.limit {
+                return Err(bytes);
+            }
+            match self.queued.compare_exchange_weak(
+                current,
+                current + len,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        if self.tx.send(Outgoing::Data(bytes)).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Records that the writer sent `len` bytes, waking senders waiting for room.
+    pub(crate) fn sent(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::AcqRel);
+        self.space.notify_waiters();
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    fn close(&self) {
+        let _ = self.tx.send(Outgoing::Close);
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CloseCause {
+    /// The client closed (transport closed or Close message without error).
+    Client,
+    /// The client's Close message carried an error.
+    ClientError(String),
+    /// The server closed it because of an error (parse error, message too large, client
+    /// timeout); the detail is shown to the client with detailed errors.
+    Error(Option<HubError>),
+    /// `on_connected` refused it with this text; no reconnect.
+    Rejected(String),
+    /// Hub code called abort.
+    Aborted,
+    /// The connection could not keep up with what it was sent.
+    TooSlow,
+}
+
+impl CloseCause {
+    /// The error `on_disconnected` sees, or `None` for a normal close.
+    pub(crate) fn error_text(&self) -> Option<String> {
+        match self {
+            CloseCause::Client | CloseCause::Aborted => None,
+            CloseCause::ClientError(e) | CloseCause::Rejected(e) => Some(e.clone()),
+            CloseCause::Error(Some(e)) => Some(e.detail()),
+            CloseCause::Error(None) => Some("Connection closed with an error.".to_owned()),
+            CloseCause::TooSlow => Some("The connection's outbound queue is full.".to_owned()),
+        }
+    }
+}
+
+pub(crate) type UploadItem = Result<RawValue, HubError>;
+
+/// A connected client.
+pub(crate) struct Connection {
+    pub(crate) id: String,
+    pub(crate) protocol: Arc<dyn HubProtocol>,
+    pub(crate) transport: TransportType,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) request: RequestInfo,
+    pub(crate) items: Items,
+    pub(crate) outbound: Outbound,
+    /// Cancelled when the connection ends, for whatever reason.
+    pub(crate) closed: CancellationToken,
+    cause: Mutex<Option<CloseCause>>,
+    /// Server-to-client streams and cancellable invocations, by invocation id.
+    pub(crate) running: Mutex<HashMap<String, CancellationToken>>,
+    /// Client-to-server streams being fed, by stream id.
+    pub(crate) uploads: Mutex<HashMap<String, mpsc::Sender<UploadItem>>>,
+    /// Client-result invocations awaiting the client's completion.
+    pending_results: Mutex<HashMap<String, oneshot::Sender<CompletionResult>>>,
+    next_result_id: AtomicU64,
+    pub(crate) received_ping: AtomicBool,
+    detailed_errors: bool,
+    pub(crate) ping: Bytes,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("protocol", &self.protocol.name())
+            .field("transport", &self.transport)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section here is a single map operation: a panic inside one cannot
+    // leave the map half-updated, so a poisoned lock is still safe to use.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: String,
+        protocol: Arc<dyn HubProtocol>,
+        transport: TransportType,
+        identity: Option<Identity>,
+        user_id: Option<String>,
+        request: RequestInfo,
+        outbound_limit: usize,
+        detailed_errors: bool,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Outgoing>) {
+        let (outbound, rx) = Outbound::new(outbound_limit);
+        // Writing a Ping cannot fail for a protocol that works at all; an empty frame is
+        // the harmless fallback.
+        let ping = protocol.to_bytes(&HubMessage::Ping).unwrap_or_default();
+        let connection = Arc::new(Self {
+            id,
+            protocol,
+            transport,
+            identity,
+            user_id,
+            request,
+            items: Items::default(),
+            outbound,
+            closed: CancellationToken::new(),
+            cause: Mutex::new(None),
+            running: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(HashMap::new()),
+            pending_results: Mutex::new(HashMap::new()),
+            next_result_id: AtomicU64::new(1),
+            received_ping: AtomicBool::new(false),
+            detailed_errors,
+            ping,
+        });
+        (connection, rx)
+    }
+
+    /// Sends a message from anywhere but this connection's own invocations: never waits;
+    /// a connection too slow to take it is closed.
+    pub(crate) fn send_message(&self, message: &SerializedMessage) -> Result<(), Error> {
+        let bytes = message.bytes_for(&*self.protocol)?;
+        self.send_bytes(bytes)
+    }
+
+    /// As [`send_message`](Self::send_message), for bytes already in this connection's
+    /// protocol.
+    pub(crate) fn send_bytes(&self, bytes: Bytes) -> Result<(), Error> {
+        if self.closed.is_cancelled() {
+            return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
+        }
+        let len = bytes.len();
+        if self.outbound.try_push(bytes).is_err() {
+            tracing::warn!(
+                connection_id = %self.id,
+                queued = self.outbound.queued(),
+                message = len,
+                "closing a connection whose outbound queue is full"
+            );
+            metrics::counter!("signalr_slow_connections_closed_total").increment(1);
+            self.close(CloseCause::TooSlow);
+            return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
+        }
+        Ok(())
+    }
+
+    /// Sends bytes produced by this connection's own invocations: waits for room instead
+    /// of closing, so a hub method or stream is slowed to the client's pace.
+    pub(crate) async fn send_own(&self, bytes: Bytes) -> Result<(), Error> {
+        let mut bytes = bytes;
+        loop {
+            if self.closed.is_cancelled() {
+                return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
+            }
+            let notified = self.outbound.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.outbound.try_push(bytes) {
+                Ok(()) => return Ok(()),
+                Err(back) => bytes = back,
+            }
+            tokio::select! {
+                () = notified => {}
+                () = self.closed.cancelled() => {}
+            }
+        }
+    }
+
+    /// Ends the connection: the first cause wins; the writer sends the Close message the
+    /// cause calls for (as ASP.NET Core does) and closes the transport.
+    pub(crate) fn close(&self, cause: CloseCause) {
+        {
+            let mut slot = lock(&self.cause);
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(cause.clone());
+        }
+        let message = match cause {
+            CloseCause::Client | CloseCause::ClientError(_) => None,
+            CloseCause::Aborted => Some(Close::new(None, false)),
+            CloseCause::Error(detail) => {
+                let prefix = "Connection closed with an error.";
+                let error = match detail {
+                    Some(detail) => detail.build_message(prefix, self.detailed_errors),
+                    None => prefix.to_owned(),
+                };
+                Some(Close::new(Some(error), true))
+            }
+            CloseCause::Rejected(error) => Some(Close::new(Some(error), false)),
+            CloseCause::TooSlow => Some(Close::new(
+                Some("Connection closed with an error.".to_owned()),
+                true,
+            )),
+        };
+        if let Some(message) = message {
+            if let Ok(bytes) = self.protocol.to_bytes(&HubMessage::Close(message)) {
+                // Closing bypasses the queue limit: the Close must get out even when the
+                // queue is full.
+                self.outbound
+                    .queued
+                    .fetch_add(bytes.len(), Ordering::AcqRel);
+                let _ = self.outbound.tx.send(Outgoing::Data(bytes));
+            }
+        }
+        self.outbound.close();
+        self.closed.cancel();
+    }
+
+    pub(crate) fn cause(&self) -> Option<CloseCause> {
+        lock(&self.cause).clone()
+    }
+
+    /// Registers a client-result invocation; returns its id and the receiver of the
+    /// client's completion.
+    pub(crate) fn register_result(&self) -> (String, oneshot::Receiver<CompletionResult>) {
+        let id = format!("s{}", self.next_result_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending_results).insert(id.clone(), tx);
+        (id, rx)
+    }
+
+    pub(crate) fn forget_result(&self, id: &str) {
+        lock(&self.pending_results).remove(id);
+    }
+
+    /// Completes a pending client result. Returns false when none has this id.
+    pub(crate) fn complete_result(&self, id: &str, result: CompletionResult) -> bool {
+        match lock(&self.pending_results).remove(id) {
+            Some(tx) => {
+                let _ = tx.send(result);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails every pending client result and stops every stream: the connection is gone.
+    pub(crate) fn tear_down(&self) {
+        let pending: Vec<_> = lock(&self.pending_results).drain().collect();
+        drop(pending);
+        for (_, token) in lock(&self.running).drain() {
+            token.cancel();
+        }
+        lock(&self.uploads).clear();
+    }
+
+    pub(crate) fn add_running(&self, id: &str, token: CancellationToken) -> bool {
+        let mut running = lock(&self.running);
+        if running.contains_key(id) {
+            return false;
+        }
+        running.insert(id.to_owned(), token);
+        true
+    }
+
+    pub(crate) fn remove_running(&self, id: &str) {
+        lock(&self.running).remove(id);
+    }
+
+    pub(crate) fn cancel_running(&self, id: &str) -> bool {
+        match lock(&self.running).get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn add_upload(&self, id: String, tx: mpsc::Sender<UploadItem>) {
+        lock(&self.uploads).insert(id, tx);
+    }
+
+    pub(crate) fn upload(&self, id: &str) -> Option<mpsc::Sender<UploadItem>> {
+        lock(&self.uploads).get(id).cloned()
+    }
+
+    pub(crate) fn remove_upload(&self, id: &str) -> Option<mpsc::Sender<UploadItem>> {
+        lock(&self.uploads).remove(id)
+    }
+}
+
+/// A connection as a backplane sees it: its id, user, protocol, and a way to deliver a
+/// message to it.
+#[derive(Debug, Clone)]
+pub struct ConnectionHandle(pub(crate) Arc<Connection>);
+
+impl ConnectionHandle {
+    /// The public connection id.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// The user id, when the connection has one.
+    pub fn user_id(&self) -> Option<&str> {
+        self.0.user_id.as_deref()
+    }
+
+    /// The connection's hub protocol.
+    pub fn protocol(&self) -> &Arc<dyn HubProtocol> {
+        &self.0.protocol
+    }
+
+    /// Delivers `message`, serialized for this connection's protocol (at most once per
+    /// protocol across all recipients). Never waits: a connection whose outbound queue is
+    /// full is closed and the call fails.
+    pub fn send(&self, message: &SerializedMessage) -> Result<(), Error> {
+        self.0.send_message(message)
+    }
+
+    /// Delivers bytes already framed in this connection's protocol. Never waits, as
+    /// [`send`](Self::send).
+    pub fn send_bytes(&self, bytes: Bytes) -> Result<(), Error> {
+        self.0.send_bytes(bytes)
+    }
+
+    /// Whether two handles are the same connection.
+    pub fn same(&self, other: &ConnectionHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}

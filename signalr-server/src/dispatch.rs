@@ -1,0 +1,749 @@
+//! A connection's life: handshake, the read loop, dispatching hub messages, keep-alive
+//! and timeouts, and the writer that drains the outbound queue into the transport.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{BoxStream, StreamExt};
+use signalr_core::{
+    Completion, CompletionResult, HandshakeRequest, HandshakeResponse, HubMessage, HubProtocol,
+    MessageReader, ProtocolError, RawValue, StreamItem, TransferFormat, TransportType,
+};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::connection::{CloseCause, Connection, ConnectionHandle, Outgoing};
+use crate::error::HubError;
+use crate::filter::{InvocationContext, LifecycleNext, Next};
+use crate::handler::{BindError, Call, Caller};
+use crate::hub::{HubShared, HubValue, MethodOutput};
+use crate::identity::{Identity, RequestInfo};
+
+/// The server side of a transport: where a connection's bytes go.
+pub(crate) trait TransportSink: Send + 'static {
+    /// Sends one transport frame holding one or more framed hub messages.
+    fn send(&mut self, data: Bytes, format: TransferFormat) -> BoxFuture<'_, Result<(), ()>>;
+    /// Closes the transport cleanly.
+    fn close(&mut self) -> BoxFuture<'_, ()>;
+}
+
+/// A transport attached to a new connection.
+pub(crate) struct TransportIo {
+    pub(crate) kind: TransportType,
+    pub(crate) incoming: BoxStream<'static, Bytes>,
+    pub(crate) sink: Box<dyn TransportSink>,
+}
+
+/// Who is connecting.
+pub(crate) struct ConnectionInit {
+    pub(crate) connection_id: String,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) request: RequestInfo,
+}
+
+/// Largest transport frame the writer builds from queued messages.
+const MAX_BATCH: usize = 64 * 1024;
+
+async fn run_writer(
+    mut sink: Box<dyn TransportSink>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    connection: Arc<Connection>,
+) {
+    let format = connection.protocol.transfer_format();
+    let mut batch: Vec<Bytes> = Vec::new();
+    loop {
+        let Some(first) = rx.recv().await else { break };
+        let mut closing = false;
+        match first {
+            Outgoing::Data(bytes) => batch.push(bytes),
+            Outgoing::Close => closing = true,
+        }
+        let mut size: usize = batch.iter().map(Bytes::len).sum();
+        while !closing && size < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Outgoing::Data(bytes)) => {
+                    size += bytes.len();
+                    batch.push(bytes);
+                }
+                Ok(Outgoing::Close) => closing = true,
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            let frame = if batch.len() == 1 {
+                batch.pop().unwrap_or_default()
+            } else {
+                let mut joined = BytesMut::with_capacity(size);
+                for part in batch.drain(..) {
+                    joined.extend_from_slice(&part);
+                }
+                joined.freeze()
+            };
+            let sent = sink.send(frame, format).await;
+            connection.outbound.sent(size);
+            if sent.is_err() {
+                connection.close(CloseCause::Client);
+                break;
+            }
+        }
+        if closing {
+            sink.close().await;
+            break;
+        }
+    }
+}
+
+/// Handles a connection from its first byte to its end.
+pub(crate) async fn run_connection(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
+    let span = tracing::info_span!(
+        "signalr_connection",
+        hub = %shared.name,
+        connection_id = %init.connection_id,
+        transport = %io.kind,
+    );
+    serve(shared, init, io).instrument(span).await;
+}
+
+async fn handshake(
+    shared: &HubShared,
+    kind: TransportType,
+    incoming: &mut BoxStream<'static, Bytes>,
+) -> Result<(Arc<dyn HubProtocol>, u32, BytesMut), Option<String>> {
+    let limit = shared.options.maximum_receive_message_size;
+    let mut buf = BytesMut::new();
+    let deadline = tokio::time::sleep(shared.options.handshake_timeout);
+    tokio::pin!(deadline);
+    let request = loop {
+        let chunk = tokio::select! {
+            chunk = incoming.next() => chunk,
+            () = &mut deadline => return Err(Some("Handshake was canceled.".to_owned())),
+        };
+        let Some(chunk) = chunk else { return Err(None) };
+        buf.extend_from_slice(&chunk);
+        match HandshakeRequest::parse(&mut buf, limit) {
+            Ok(Some(request)) => break request,
+            Ok(None) => {}
+            Err(ProtocolError::MessageTooLarge { .. }) => {
+                return Err(Some("Handshake was canceled.".to_owned()));
+            }
+            Err(err) => {
+                let message = "An unexpected error occurred during connection handshake.";
+                return Err(Some(if shared.options.enable_detailed_errors {
+                    format!("{message} InvalidDataException: {err}")
+                } else {
+                    message.to_owned()
+                }));
+            }
+        }
+    };
+    let Some(protocol) = shared.protocol(&request.protocol) else {
+        return Err(Some(format!(
+            "The protocol '{}' is not supported.",
+            request.protocol
+        )));
+    };
+    if !protocol.is_version_supported(request.version) {
+        return Err(Some(format!(
+            "The server does not support version {} of the '{}' protocol.",
+            request.version, request.protocol
+        )));
+    }
+    let format = protocol.transfer_format();
+    if kind == TransportType::ServerSentEvents && format == TransferFormat::Binary {
+        return Err(Some(format!(
+            "Cannot use the '{}' protocol on the current transport. The transport does not support '{format}' transfer format.",
+            request.protocol
+        )));
+    }
+    Ok((protocol, request.version, buf))
+}
+
+async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
+    let TransportIo {
+        kind,
+        mut incoming,
+        mut sink,
+    } = io;
+    let (protocol, _version, leftover) = match handshake(&shared, kind, &mut incoming).await {
+        Ok(ok) => ok,
+        Err(error) => {
+            if let Some(error) = error {
+                tracing::debug!(%error, "handshake failed");
+                let _ = sink
+                    .send(
+                        HandshakeResponse::error(error).to_bytes(),
+                        TransferFormat::Text,
+                    )
+                    .await;
+            }
+            sink.close().await;
+            return;
+        }
+    };
+    let user_id = shared
+        .user_id_provider
+        .user_id(init.identity.as_ref(), &init.request);
+    let (connection, rx) = Connection::new(
+        init.connection_id,
+        protocol.clone(),
+        kind,
+        init.identity,
+        user_id,
+        init.request,
+        shared.options.outbound_buffer_limit,
+        shared.options.enable_detailed_errors,
+    );
+    let _ = connection.send_bytes(HandshakeResponse::success().to_bytes());
+    let writer = tokio::spawn(run_writer(sink, rx, connection.clone()).in_current_span());
+
+    let handle = ConnectionHandle(connection.clone());
+    let hub_label = shared.name.clone();
+    if let Err(err) = shared.backplane.on_connected(handle.clone()).await {
+        tracing::warn!(error = %err, "backplane refused the connection");
+        connection.close(CloseCause::Error(None));
+        let _ = writer.await;
+        return;
+    }
+    metrics::gauge!("signalr_connections_active", "hub" => hub_label.clone()).increment(1.0);
+    tracing::debug!("connected");
+
+    let connected = run_lifecycle(&shared, &connection, true, None).await;
+    if let Err(err) = &connected {
+        let text = err.build_message(
+            "Connection closed with an error.",
+            shared.options.enable_detailed_errors,
+        );
+        connection.close(CloseCause::Rejected(text));
+    } else {
+        read_loop(&shared, &connection, &mut incoming, leftover, protocol).await;
+    }
+
+    // The end, whatever caused it.
+    connection.close(CloseCause::Client);
+    connection.tear_down();
+    shared.backplane.on_disconnected(handle).await;
+    metrics::gauge!("signalr_connections_active", "hub" => hub_label).decrement(1.0);
+    if connected.is_ok() {
+        let reason = connection.cause().and_then(|c| c.error_text());
+        if let Err(err) = run_lifecycle(&shared, &connection, false, reason).await {
+            tracing::warn!(error = %err, "on_disconnected failed");
+        }
+    }
+    drop(incoming);
+    let _ = writer.await;
+    tracing::debug!(cause = ?connection.cause(), "disconnected");
+}
+
+async fn run_lifecycle(
+    shared: &Arc<HubShared>,
+    connection: &Arc<Connection>,
+    connected: bool,
+    error: Option<String>,
+) -> Result<(), HubError> {
+    let handler = if connected {
+        shared.on_connected.as_ref()
+    } else {
+        shared.on_disconnected.as_ref()
+    };
+    if handler.is_none() && shared.filters.is_empty() {
+        return Ok(());
+    }
+    let call = Call {
+        shared: shared.clone(),
+        connection: connection.clone(),
+        arguments: Vec::new().into_iter(),
+        uploads: Vec::new().into_iter(),
+        cancel: connection.closed.child_token(),
+        disconnect_error: error.clone(),
+    };
+    let future: BoxFuture<'static, Result<(), HubError>> = match handler {
+        Some(bind) => match bind(call) {
+            Ok(future) => future,
+            Err(err) => {
+                return Err(HubError::exception(
+                    "InvalidOperationException",
+                    bind_text(&err),
+                ));
+            }
+        },
+        None => Box::pin(async { Ok(()) }),
+    };
+    let caller = Caller {
+        connection: connection.clone(),
+    };
+    let next = LifecycleNext {
+        filters: &shared.filters,
+        caller: &caller,
+        error: error.as_deref(),
+        connected,
+        handler: future,
+    };
+    match AssertUnwindSafe(next.run()).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(HubError::exception("Panic", panic_message(&*panic))),
+    }
+}
+
+fn bind_text(err: &BindError) -> String {
+    match err {
+        BindError::Type => {
+            "Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked."
+                .to_owned()
+        }
+        BindError::Missing(what) => format!("Could not provide {what}."),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a hub method panicked".to_owned()
+    }
+}
+
+async fn read_loop(
+    shared: &Arc<HubShared>,
+    connection: &Arc<Connection>,
+    incoming: &mut BoxStream<'static, Bytes>,
+    leftover: BytesMut,
+    protocol: Arc<dyn HubProtocol>,
+) {
+    let options = &shared.options;
+    let mut reader = MessageReader::new(protocol, options.maximum_receive_message_size);
+    reader.feed(&leftover);
+    let invocations = Arc::new(Semaphore::new(
+        options.maximum_parallel_invocations_per_client,
+    ));
+    let inherent_keep_alive = connection.transport == TransportType::LongPolling;
+    let mut keep_alive = tokio::time::interval_at(
+        tokio::time::Instant::now() + options.keep_alive_interval,
+        options.keep_alive_interval,
+    );
+    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_received = Instant::now();
+    let mut got_data = true;
+    loop {
+        // Parse and dispatch whatever is complete. Time spent dispatching does not count
+        // against the client timeout: the clock restarts when dispatching is done.
+        loop {
+            match reader.next_message() {
+                Ok(Some(message)) => {
+                    metrics::counter!("signalr_messages_received_total", "hub" => shared.name.clone()).increment(1);
+                    dispatch(shared, connection, &invocations, message).await;
+                    if connection.closed.is_cancelled() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::debug!(error = %err, "closing a connection that sent invalid data");
+                    let detail = HubError::exception("InvalidDataException", err.to_string());
+                    connection.close(CloseCause::Error(Some(detail)));
+                    return;
+                }
+            }
+        }
+        if got_data {
+            last_received = Instant::now();
+        }
+        got_data = false;
+        let timeout_at = if connection.received_ping.load(Ordering::Relaxed) {
+            tokio::time::Instant::from_std(last_received + options.client_timeout_interval)
+        } else {
+            tokio::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600)
+        };
+        tokio::select! {
+            chunk = incoming.next() => match chunk {
+                Some(chunk) => {
+                    got_data = true;
+                    reader.feed_bytes(chunk);
+                }
+                None => {
+                    connection.close(CloseCause::Client);
+                    return;
+                }
+            },
+            _ = keep_alive.tick(), if !inherent_keep_alive => {
+                let _ = connection.send_bytes(connection.ping.clone());
+            }
+            () = tokio::time::sleep_until(timeout_at) => {
+                let detail = HubError::exception(
+                    "OperationCanceledException",
+                    "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.",
+                );
+                connection.close(CloseCause::Error(Some(detail)));
+                return;
+            }
+            () = connection.closed.cancelled() => return,
+        }
+    }
+}
+
+async fn dispatch(
+    shared: &Arc<HubShared>,
+    connection: &Arc<Connection>,
+    invocations: &Arc<Semaphore>,
+    message: HubMessage,
+) {
+    match message {
+        HubMessage::Invocation(m) => {
+            invoke(
+                shared,
+                connection,
+                invocations,
+                m.invocation_id,
+                m.target,
+                m.arguments,
+                m.stream_ids,
+                false,
+            )
+            .await;
+        }
+        HubMessage::StreamInvocation(m) => {
+            invoke(
+                shared,
+                connection,
+                invocations,
+                Some(m.invocation_id),
+                m.target,
+                m.arguments,
+                m.stream_ids,
+                true,
+            )
+            .await;
+        }
+        HubMessage::StreamItem(item) => match connection.upload(&item.invocation_id) {
+            // Waiting here applies the upload stream's buffer limit to the whole
+            // connection, as ASP.NET Core does.
+            Some(tx) => {
+                if tx.send(Ok(item.item)).await.is_err() {
+                    connection.remove_upload(&item.invocation_id);
+                }
+            }
+            None => tracing::debug!("No stream with id '{}' could be found.", item.invocation_id),
+        },
+        HubMessage::Completion(completion) => {
+            if let Some(tx) = connection.remove_upload(&completion.invocation_id) {
+                if let CompletionResult::Error(error) = completion.result {
+                    let _ = tx.send(Err(HubError::new(error))).await;
+                }
+            } else if !connection.complete_result(&completion.invocation_id, completion.result) {
+                tracing::debug!(
+                    "Unexpected completion for invocation '{}'.",
+                    completion.invocation_id
+                );
+            }
+        }
+        HubMessage::CancelInvocation(cancel)
+            if !connection.cancel_running(&cancel.invocation_id) =>
+        {
+            tracing::debug!(
+                "CancelInvocation for unknown invocation '{}'.",
+                cancel.invocation_id
+            );
+        }
+        HubMessage::Ping => {
+            connection.received_ping.store(true, Ordering::Relaxed);
+        }
+        HubMessage::Close(close) => {
+            connection.close(match close.error {
+                Some(error) if !error.is_empty() => CloseCause::ClientError(error),
+                _ => CloseCause::Client,
+            });
+        }
+        // Ack and Sequence only matter with stateful reconnect; other types are ignored.
+        _ => {}
+    }
+}
+
+fn failed_to_invoke(target: &str, detail: &HubError, detailed: bool) -> String {
+    detail.build_message(
+        &format!("Failed to invoke '{target}' due to an error on the server."),
+        detailed,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn invoke(
+    shared: &Arc<HubShared>,
+    connection: &Arc<Connection>,
+    invocations: &Arc<Semaphore>,
+    invocation_id: Option<String>,
+    target: String,
+    arguments: Vec<RawValue>,
+    stream_ids: Vec<String>,
+    streaming: bool,
+) {
+    let detailed = shared.options.enable_detailed_errors;
+    let respond = |error: String| {
+        let connection = connection.clone();
+        let id = invocation_id.clone();
+        async move {
+            if let Some(id) = id {
+                send_completion(&connection, Completion::with_error(id, error)).await;
+            }
+        }
+    };
+    let Some(method) = shared.method(&target) else {
+        tracing::debug!(%target, "unknown hub method");
+        respond(failed_to_invoke(
+            &target,
+            &HubError::new("Method does not exist."),
+            detailed,
+        ))
+        .await;
+        return;
+    };
+    if method.streaming != streaming {
+        let text = if streaming {
+            format!(
+                "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
+            )
+        } else {
+            format!(
+                "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
+            )
+        };
+        respond(text).await;
+        return;
+    }
+    if arguments.len() != method.arguments {
+        let detail = HubError::exception(
+            "InvalidDataException",
+            format!(
+                "Invocation provides {} argument(s) but target expects {}.",
+                arguments.len(),
+                method.arguments
+            ),
+        );
+        respond(failed_to_invoke(&target, &detail, detailed)).await;
+        return;
+    }
+    if stream_ids.len() != method.uploads {
+        let detail = HubError::new(format!(
+            "Client sent {} stream(s), Hub method expects {}.",
+            stream_ids.len(),
+            method.uploads
+        ));
+        respond(detail.build_message(
+            &format!("An unexpected error occurred invoking '{target}' on the server."),
+            detailed,
+        ))
+        .await;
+        return;
+    }
+    let cancel = connection.closed.child_token();
+    let tracked = match &invocation_id {
+        Some(id) => {
+            if connection.add_running(id, cancel.clone()) {
+                true
+            } else if streaming {
+                respond(format!("Invocation ID '{id}' is already in use.")).await;
+                return;
+            } else {
+                false
+            }
+        }
+        None => false,
+    };
+    let mut uploads = Vec::with_capacity(stream_ids.len());
+    for id in &stream_ids {
+        let (tx, rx) = mpsc::channel(shared.options.stream_buffer_capacity);
+        connection.add_upload(id.clone(), tx);
+        uploads.push(rx);
+    }
+    let context = InvocationContext {
+        caller: Caller {
+            connection: connection.clone(),
+        },
+        hub: shared.name.clone(),
+        method: method.name.clone(),
+        arguments: if shared.filters.is_empty() {
+            Vec::new()
+        } else {
+            arguments.clone()
+        },
+    };
+    let call = Call {
+        shared: shared.clone(),
+        connection: connection.clone(),
+        arguments: arguments.into_iter(),
+        uploads: uploads.into_iter(),
+        cancel: cancel.clone(),
+        disconnect_error: None,
+    };
+    let cleanup = {
+        let connection = connection.clone();
+        let stream_ids = stream_ids.clone();
+        let invocation_id = invocation_id.clone();
+        move || {
+            for id in &stream_ids {
+                connection.remove_upload(id);
+            }
+            if tracked {
+                if let Some(id) = &invocation_id {
+                    connection.remove_running(id);
+                }
+            }
+        }
+    };
+    let future = match (method.bind)(call) {
+        Ok(future) => future,
+        Err(err) => {
+            cleanup();
+            let detail = HubError::exception("InvalidDataException", bind_text(&err));
+            respond(failed_to_invoke(&target, &detail, detailed)).await;
+            return;
+        }
+    };
+    // Non-streaming invocations without upload streams take a slot; with the default of one
+    // slot, the next invocation waits here, which keeps results in order.
+    let permit = if streaming || !stream_ids.is_empty() {
+        None
+    } else {
+        tokio::select! {
+            permit = invocations.clone().acquire_owned() => permit.ok(),
+            () = connection.closed.cancelled() => { cleanup(); return; }
+        }
+    };
+    let span = tracing::info_span!("signalr_invocation", method = %method.name, invocation_id = invocation_id.as_deref().unwrap_or(""));
+    let connection = connection.clone();
+    let shared = shared.clone();
+    tokio::spawn(
+        async move {
+            let started = Instant::now();
+            let next = Next {
+                filters: &shared.filters,
+                context: &context,
+                method: future,
+            };
+            let outcome = match AssertUnwindSafe(next.run()).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    let message = panic_message(&*panic);
+                    tracing::error!(%message, "hub method panicked");
+                    Err(HubError::exception("Panic", message))
+                }
+            };
+            let labels = [
+                ("hub", shared.name.clone()),
+                ("method", method.name.clone()),
+            ];
+            metrics::histogram!("signalr_invocation_duration_seconds", &labels)
+                .record(started.elapsed().as_secs_f64());
+            if outcome.is_err() {
+                metrics::counter!("signalr_invocation_errors_total", &labels).increment(1);
+            }
+            deliver(
+                &connection,
+                invocation_id.as_deref(),
+                &target,
+                outcome,
+                &cancel,
+                detailed,
+            )
+            .await;
+            drop(permit);
+            cleanup();
+        }
+        .instrument(span),
+    );
+}
+
+async fn send_completion(connection: &Connection, completion: Completion) {
+    match connection
+        .protocol
+        .to_bytes(&HubMessage::Completion(completion))
+    {
+        Ok(bytes) => {
+            let _ = connection.send_own(bytes).await;
+        }
+        Err(err) => tracing::warn!(error = %err, "could not write a completion"),
+    }
+}
+
+async fn deliver(
+    connection: &Connection,
+    invocation_id: Option<&str>,
+    target: &str,
+    outcome: Result<HubValue, HubError>,
+    cancel: &CancellationToken,
+    detailed: bool,
+) {
+    let unexpected = |err: &HubError| {
+        err.build_message(
+            &format!("An unexpected error occurred invoking '{target}' on the server."),
+            detailed,
+        )
+    };
+    let Some(id) = invocation_id else {
+        if let Err(err) = outcome {
+            tracing::debug!(error = %err, "non-blocking invocation failed");
+        }
+        return;
+    };
+    let value = match outcome {
+        Ok(HubValue(value)) => value,
+        Err(err) => {
+            send_completion(connection, Completion::with_error(id, unexpected(&err))).await;
+            return;
+        }
+    };
+    match value {
+        MethodOutput::Value(Some(result)) => {
+            send_completion(connection, Completion::with_result(id, result)).await
+        }
+        MethodOutput::Value(None) => send_completion(connection, Completion::void(id)).await,
+        MethodOutput::Stream(mut items) => {
+            loop {
+                let item = tokio::select! {
+                    item = items.next() => item,
+                    () = cancel.cancelled() => None,
+                };
+                match item {
+                    Some(Ok(item)) => {
+                        let bytes = match connection
+                            .protocol
+                            .to_bytes(&HubMessage::StreamItem(StreamItem::new(id, item)))
+                        {
+                            Ok(bytes) => bytes,
+                            Err(err) => {
+                                let detail =
+                                    HubError::exception("SerializationException", err.to_string());
+                                let text = detail.build_message(
+                                    "An error occurred on the server while streaming results.",
+                                    detailed,
+                                );
+                                send_completion(connection, Completion::with_error(id, text)).await;
+                                return;
+                            }
+                        };
+                        if connection.send_own(bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(err)) => {
+                        let text = err.build_message(
+                            "An error occurred on the server while streaming results.",
+                            detailed,
+                        );
+                        send_completion(connection, Completion::with_error(id, text)).await;
+                        return;
+                    }
+                    None => break,
+                }
+            }
+            drop(items);
+            send_completion(connection, Completion::void(id)).await;
+        }
+    }
+}

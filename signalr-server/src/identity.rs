@@ -1,0 +1,247 @@
+//! Who is connected: the HTTP request behind a connection, the authenticated identity, the
+//! user id, and per-connection items.
+
+use std::sync::Mutex;
+
+use http::{HeaderMap, Method, Uri};
+
+/// The claim type ASP.NET Core's default user-id provider reads
+/// (`ClaimTypes.NameIdentifier`).
+pub const NAME_IDENTIFIER: &str =
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier";
+
+/// One claim of an identity: a type and a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The claim type, for example [`NAME_IDENTIFIER`].
+    pub kind: String,
+    /// The claim's value.
+    pub value: String,
+}
+
+/// An authenticated identity: a list of claims.
+///
+/// Put one in the request's extensions (in an axum middleware or, later, through an
+/// authenticator) and the connection made by that request carries it; the default
+/// [`UserIdProvider`] takes the user id from its [`NAME_IDENTIFIER`] claim.
+///
+/// ```
+/// use signalr_server::Identity;
+///
+/// let alice = Identity::user("alice").with_claim("role", "admin");
+/// assert_eq!(alice.name_identifier(), Some("alice"));
+/// assert_eq!(alice.find("role"), Some("admin"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    claims: Vec<Claim>,
+}
+
+impl Identity {
+    /// An identity with no claims.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An identity whose name identifier is `user_id`.
+    pub fn user(user_id: impl Into<String>) -> Self {
+        Self::new().with_claim(NAME_IDENTIFIER, user_id)
+    }
+
+    /// Adds a claim.
+    pub fn with_claim(mut self, kind: impl Into<String>, value: impl Into<String>) -> Self {
+        self.claims.push(Claim {
+            kind: kind.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Every claim.
+    pub fn claims(&self) -> &[Claim] {
+        &self.claims
+    }
+
+    /// The value of the first claim of type `kind`.
+    pub fn find(&self, kind: &str) -> Option<&str> {
+        self.claims
+            .iter()
+            .find(|c| c.kind == kind)
+            .map(|c| c.value.as_str())
+    }
+
+    /// The [`NAME_IDENTIFIER`] claim.
+    pub fn name_identifier(&self) -> Option<&str> {
+        self.find(NAME_IDENTIFIER)
+    }
+}
+
+/// A snapshot of the HTTP request that opened the connection's transport (the WebSocket
+/// upgrade, the SSE request or the first poll).
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl RequestInfo {
+    /// A snapshot from request parts.
+    pub fn new(method: Method, uri: Uri, headers: HeaderMap) -> Self {
+        Self {
+            method,
+            uri,
+            headers,
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request URI.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// A header's value, when present and valid text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A query parameter's decoded value (the first, when repeated).
+    pub fn query(&self, name: &str) -> Option<String> {
+        query_param(self.uri.query().unwrap_or(""), name)
+    }
+
+    /// A cookie's value from the `Cookie` headers.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim_matches('"').to_owned())
+    }
+}
+
+/// The first value of `name` in a URL query string, percent-decoded.
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k).eq_ignore_ascii_case(name)).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.extend(u8::try_from(high * 16 + low).ok());
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Picks the user id of a connection; the hub's `Clients::user` targets it.
+///
+/// Evaluated once, when the connection's handshake completes. The default,
+/// [`DefaultUserIdProvider`], returns the identity's [`NAME_IDENTIFIER`] claim.
+pub trait UserIdProvider: Send + Sync + 'static {
+    /// The user id for a connection with this identity and request, or `None`.
+    fn user_id(&self, identity: Option<&Identity>, request: &RequestInfo) -> Option<String>;
+}
+
+/// The default [`UserIdProvider`]: the identity's [`NAME_IDENTIFIER`] claim.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultUserIdProvider;
+
+impl UserIdProvider for DefaultUserIdProvider {
+    fn user_id(&self, identity: Option<&Identity>, _: &RequestInfo) -> Option<String> {
+        identity
+            .and_then(Identity::name_identifier)
+            .map(str::to_owned)
+    }
+}
+
+impl<F> UserIdProvider for F
+where
+    F: Fn(Option<&Identity>, &RequestInfo) -> Option<String> + Send + Sync + 'static,
+{
+    fn user_id(&self, identity: Option<&Identity>, request: &RequestInfo) -> Option<String> {
+        self(identity, request)
+    }
+}
+
+/// Values kept per connection for its lifetime (ASP.NET Core's `Context.Items`), one per
+/// type.
+#[derive(Debug, Default)]
+pub struct Items(Mutex<http::Extensions>);
+
+impl Items {
+    fn lock(&self) -> std::sync::MutexGuard<'_, http::Extensions> {
+        // Inserting or removing a value is atomic; a poisoned lock still holds a valid map.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores `value`, returning the previous value of that type.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.lock().insert(value)
+    }
+
+    /// A clone of the stored value of type `T`.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock().get::<T>().cloned()
+    }
+
+    /// Removes and returns the stored value of type `T`.
+    pub fn remove<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock().remove::<T>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_cookies() {
+        assert_eq!(query_param("a=1&id=x%2By&b", "id").as_deref(), Some("x+y"));
+        assert_eq!(query_param("a=1&b", "b").as_deref(), Some(""));
+        assert_eq!(query_param("a=%zz", "a").as_deref(), Some("%zz"));
+        assert_eq!(query_param("a=%4", "a").as_deref(), Some("%4"));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            "a=1; testCookie=testValue".parse().unwrap(),
+        );
+        let info = RequestInfo::new(Method::GET, Uri::from_static("/x?numRedirects=3"), headers);
+        assert_eq!(info.cookie("testCookie").as_deref(), Some("testValue"));
+        assert_eq!(info.cookie("missing"), None);
+        assert_eq!(info.query("numRedirects").as_deref(), Some("3"));
+    }
+}
