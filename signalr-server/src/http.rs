@@ -134,6 +134,42 @@ impl SignalR {
         axum::Router::new().fallback_service(self)
     }
 
+    /// Serves the hubs, and nothing else, on `listener` with hyper alone (HTTP/1.1 and
+    /// HTTP/2, with WebSocket upgrades). Runs until the task is dropped; a failed accept
+    /// (such as running out of file descriptors) is logged and retried, not fatal.
+    ///
+    /// ```no_run
+    /// # async fn run(hub: signalr_server::Hub) -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+    /// signalr_server::SignalR::new().hub("/chat", hub).serve(listener).await
+    /// # }
+    /// ```
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let this = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let this = this.clone();
+                    async move { Ok::<_, Infallible>(this.handle(request.map(Body::new)).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(err) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+                    tracing::debug!(error = %err, "HTTP connection ended with an error");
+                }
+            });
+        }
+    }
+
     fn find(&self, path: &str) -> Option<(&Hub, bool)> {
         self.inner.hubs.iter().find_map(|(hub_path, hub)| {
             if path.eq_ignore_ascii_case(hub_path) {

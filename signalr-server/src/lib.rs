@@ -28,22 +28,107 @@
 //! # let _ = app;
 //! ```
 //!
-//! Serve `app` with `axum::serve`, and connect with
-//! `new HubConnectionBuilder().withUrl("http://host/chat").build()`.
+//! Serve `app` with `axum::serve` (or [`SignalR::serve`] for hyper alone), and connect
+//! with `new HubConnectionBuilder().withUrl("http://host/chat").build()`.
 //!
-//! # What is here
+//! # Guide
 //!
-//! - Negotiate (versions 0 and 1) and WebSockets, with or without negotiate; JSON and
-//!   MessagePack.
-//! - Hub methods with typed arguments and results; server-to-client streams; upload
-//!   streams ([`UploadStream`]); client results ([`SingleClientProxy::invoke`]).
-//! - Every target of ASP.NET Core ([`HubClients`], [`Clients`]), groups ([`Groups`]),
-//!   users ([`UserIdProvider`]), and [`HubContext`] for use outside hubs.
-//! - Lifecycle handlers, [`HubFilter`]s, ASP.NET Core's error texts with detailed errors
-//!   on or off ([`HubOptions::enable_detailed_errors`]).
-//! - The [`Backplane`] seam, with [`InMemoryBackplane`] as the default.
-//! - One bounded outbound queue per connection: a client that stops reading is closed, and
-//!   never slows the others.
+//! ## Methods and their parameters
+//!
+//! A hub method is any async function or closure. Its parameters are, in any order:
+//!
+//! - **wire arguments**: any `serde::de::DeserializeOwned` type, bound in order to the
+//!   invocation's arguments ([`RawValue`](signalr_core::RawValue) keeps one as it arrived);
+//! - **context**: [`Caller`] (connection id, user id, [`Identity`], the HTTP request's
+//!   headers, cookies and query, per-connection [`Items`], `abort`), [`Clients`],
+//!   [`Groups`], [`HubContext`], [`State`], and a [`CancellationToken`] cancelled when the
+//!   client cancels the invocation or disconnects;
+//! - **upload streams**: [`UploadStream<T>`], bound in order to the invocation's stream ids.
+//!
+//! Method names match case-insensitively. A call with the wrong number of arguments, an
+//! argument of the wrong type, an unknown method or the wrong kind of invocation gets
+//! ASP.NET Core's error text.
+//!
+//! ## Results and errors
+//!
+//! Return any `serde::Serialize` value (`()` sends no result), or `Result<T, E>` where `E`
+//! converts into [`HubError`]: every `std::error::Error` does, with `?`. The client sees
+//! `An unexpected error occurred invoking 'M' on the server.`, followed by the error's type
+//! and message for a [`HubError::new`] (always) or any error when
+//! [`HubOptions::enable_detailed_errors`] is on. A method that panics fails that invocation
+//! the same way; the connection and the server go on.
+//!
+//! ## Streams
+//!
+//! [`HubBuilder::stream`] registers a method returning any `Stream` of serializable items
+//! (or of `Result`s). Each item is sent as it is produced, at the pace the client reads; the
+//! client's cancel drops the stream. Upload streams and result streams combine:
+//!
+//! ```
+//! use futures_util::StreamExt;
+//! use signalr_server::{Hub, UploadStream};
+//!
+//! let hub = Hub::builder("Pipes")
+//!     // Client-to-server: sum what the client streams.
+//!     .method("Sum", |mut numbers: UploadStream<i64>| async move {
+//!         let mut total = 0;
+//!         while let Some(n) = numbers.next().await {
+//!             total += n?;
+//!         }
+//!         Ok::<_, signalr_server::HubError>(total)
+//!     })
+//!     // Both ways at once: echo each item back, upper-cased.
+//!     .stream("Shout", |words: UploadStream<String>| async move {
+//!         words.map(|w| w.map(|w| w.to_uppercase()))
+//!     })
+//!     .build();
+//! # let _ = hub;
+//! ```
+//!
+//! ## Calling clients
+//!
+//! [`Clients`] and [`HubClients`] address `all`, `all_except`, `caller`, `client`,
+//! `clients`, `group`, `groups`, `group_except`, `others`, `others_in_group`, `user` and
+//! `users`. A message is serialized once per protocol in use, however many receive it.
+//! [`SingleClientProxy::invoke`] calls one client and waits for the value its handler
+//! returns (a client result), with [`HubOptions::client_result_timeout`].
+//!
+//! Outside hub methods, [`Hub::context`] gives the same through a [`HubContext`]:
+//!
+//! ```no_run
+//! # async fn tick(hub: signalr_server::Hub) -> Result<(), signalr_server::Error> {
+//! let clients = hub.context().clients();
+//! loop {
+//!     clients.group("dashboard").send("Tick", (std::process::id(),)).await?;
+//!     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+//! }
+//! # }
+//! ```
+//!
+//! ## Users and identities
+//!
+//! Put an [`Identity`] in the request's extensions (an axum middleware or auth layer does
+//! this) and the connection carries it; the [`UserIdProvider`] (by default the identity's
+//! name identifier claim) gives the user id that `user`/`users` target.
+//!
+//! ## Lifecycle and filters
+//!
+//! [`HubBuilder::on_connected`] may refuse a connection (the client gets a Close carrying
+//! the error, without reconnect); [`HubBuilder::on_disconnected`] sees the
+//! [`DisconnectReason`]. A [`HubFilter`] wraps every invocation, connect and disconnect:
+//! logging, authorization, rate limits.
+//!
+//! ## Slow clients
+//!
+//! Each connection has one outbound queue bounded by
+//! [`HubOptions::outbound_buffer_limit`] and one writer that drains it into as few
+//! transport frames as possible. Messages from others never wait: a client whose queue is
+//! full is closed. The connection's own results and stream items wait for room instead.
+//!
+//! ## Scaling out
+//!
+//! The [`Backplane`] trait routes messages between servers; [`InMemoryBackplane`] (one
+//! server) is the default. `signalr-redis` provides one over Redis.
 //!
 //! # Observability
 //!
