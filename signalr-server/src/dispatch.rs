@@ -516,6 +516,15 @@ async fn invoke(
         respond(text).await;
         return;
     }
+    if let Some(policy) = shared.method_policies.get(&method.name.to_lowercase()) {
+        if !policy(connection.identity.as_ref()) {
+            respond(format!(
+                "Failed to invoke '{target}' because user is unauthorized"
+            ))
+            .await;
+            return;
+        }
+    }
     if arguments.len() != method.arguments {
         let detail = HubError::exception(
             "InvalidDataException",

@@ -1,5 +1,5 @@
-//! The HTTP side: negotiate, the WebSocket transport, the status codes and texts of
-//! ASP.NET Core's dispatcher, and the tower service that serves hubs.
+//! The HTTP side: negotiate, the three transports, the status codes and texts of
+//! ASP.NET Core's dispatcher, authentication, and the tower service that serves hubs.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -10,15 +10,19 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::sink::SinkExt;
-use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::stream::{BoxStream, SplitSink, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use signalr_core::{
     AvailableTransport, NegotiateResponse, TransferFormat, TransportType, select_negotiate_version,
+    write_sse_event,
 };
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+use crate::auth::bearer_token;
 use crate::dispatch::{ConnectionInit, TransportIo, TransportSink, run_connection};
 use crate::hub::Hub;
 use crate::identity::{Identity, RequestInfo, query_param};
@@ -26,7 +30,7 @@ use crate::identity::{Identity, RequestInfo, query_param};
 /// Serves hubs over HTTP: `POST {path}/negotiate` and the transports on `{path}`.
 ///
 /// Paths match case-insensitively, as ASP.NET Core's routing does. Use it as an axum
-/// router, or as a tower service in any hyper server.
+/// router, as a tower service in any hyper server, or with [`SignalR::serve`].
 ///
 /// ```no_run
 /// use signalr_server::{Hub, SignalR};
@@ -47,22 +51,51 @@ pub struct SignalR {
     inner: Arc<Inner>,
 }
 
+type Registry = Arc<Mutex<HashMap<String, Arc<HttpConnection>>>>;
+
 struct Inner {
     hubs: Vec<(String, Hub)>,
-    tokens: Arc<Mutex<HashMap<String, TokenState>>>,
+    connections: Registry,
     sweeper: std::sync::Once,
 }
 
-#[derive(Debug)]
-enum TokenState {
-    /// Negotiated; waiting for its transport.
-    Pending {
-        connection_id: String,
-        created: Instant,
-        timeout: Duration,
-    },
-    /// A transport is attached.
-    Active,
+/// A connection as the HTTP layer knows it, by its token.
+struct HttpConnection {
+    connection_id: String,
+    hub_path: String,
+    created: Instant,
+    disconnect_timeout: Duration,
+    state: Mutex<HttpState>,
+}
+
+#[derive(Default)]
+struct HttpState {
+    transport: Option<TransportType>,
+    /// A WebSocket or an event stream is attached.
+    attached: bool,
+    /// Feeds POST bodies into the connection (Server-Sent Events, Long Polling).
+    input: Option<mpsc::Sender<Bytes>>,
+    long_poll: Option<Arc<LongPoll>>,
+}
+
+impl HttpConnection {
+    fn state(&self) -> std::sync::MutexGuard<'_, HttpState> {
+        // Every critical section assigns whole fields; a poisoned state is consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The server half of long polling.
+struct LongPoll {
+    /// What the connection's writer produced, waiting for a poll.
+    mailbox: tokio::sync::Mutex<mpsc::Receiver<Bytes>>,
+    /// The poll in flight (by number), cancelled when a newer poll arrives.
+    current: Mutex<Option<(u64, CancellationToken)>>,
+    polls: std::sync::atomic::AtomicU64,
+    /// When the last poll ended, while none is in flight.
+    idle_since: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for SignalR {
@@ -89,6 +122,51 @@ fn text_response(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
+fn no_cache(response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
+}
+
+fn poll_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let content_type = if status == StatusCode::OK {
+        "application/octet-stream"
+    } else {
+        "text/plain"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    no_cache(&mut response);
+    response
+}
+
+fn not_supported(transport: TransportType) -> Response<Body> {
+    text_response(
+        StatusCode::NOT_FOUND,
+        match transport {
+            TransportType::WebSockets => {
+                "WebSockets transport not supported by this end point type"
+            }
+            TransportType::ServerSentEvents => {
+                "ServerSentEvents transport not supported by this end point type"
+            }
+            TransportType::LongPolling => {
+                "LongPolling transport not supported by this end point type"
+            }
+        },
+    )
+}
+
 fn new_id() -> String {
     use base64::Engine as _;
     let mut bytes = [0u8; 16];
@@ -100,13 +178,19 @@ fn new_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// How the caller of a hub request is authenticated.
+enum Auth {
+    Allowed(Option<Identity>),
+    Denied(Response<Body>),
+}
+
 impl SignalR {
     /// No hubs yet.
     pub fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
                 hubs: Vec::new(),
-                tokens: Arc::new(Mutex::new(HashMap::new())),
+                connections: Arc::new(Mutex::new(HashMap::new())),
                 sweeper: std::sync::Once::new(),
             }),
         }
@@ -122,9 +206,13 @@ impl SignalR {
         while path.len() > 1 && path.ends_with('/') {
             path.pop();
         }
-        // Built before the first request, so the Arc has no other owner yet.
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.hubs.push((path, hub));
+        // Hubs are added before the first request, while this is the Arc's only owner;
+        // after that (a clone exists) the hub list is shared and left as it is.
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.hubs.push((path, hub)),
+            None => {
+                tracing::error!(%path, "hubs must be added before the service is cloned or used")
+            }
         }
         self
     }
@@ -158,115 +246,146 @@ impl SignalR {
             let _ = stream.set_nodelay(true);
             let this = self.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let this = this.clone();
-                    async move { Ok::<_, Infallible>(this.handle(request.map(Body::new)).await) }
-                });
+                let service = hyper::service::service_fn(
+                    move |request: Request<hyper::body::Incoming>| {
+                        let this = this.clone();
+                        async move { Ok::<_, Infallible>(this.handle(request.map(Body::new)).await) }
+                    },
+                );
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(err) = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await {
+                if let Err(err) = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await
+                {
                     tracing::debug!(error = %err, "HTTP connection ended with an error");
                 }
             });
         }
     }
 
-    fn find(&self, path: &str) -> Option<(&Hub, bool)> {
+    fn find(&self, path: &str) -> Option<(&str, &Hub, bool)> {
         self.inner.hubs.iter().find_map(|(hub_path, hub)| {
             if path.eq_ignore_ascii_case(hub_path) {
-                Some((hub, false))
+                Some((hub_path.as_str(), hub, false))
             } else {
                 let rest = path.get(hub_path.len()..)?;
                 (path.get(..hub_path.len())?.eq_ignore_ascii_case(hub_path)
                     && (rest.eq_ignore_ascii_case("/negotiate")
                         || rest.eq_ignore_ascii_case("/negotiate/")))
-                .then_some((hub, true))
+                .then_some((hub_path.as_str(), hub, true))
             }
         })
     }
 
-    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, TokenState>> {
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<HttpConnection>>> {
         // Single map operations under the lock; a poisoned map is still consistent.
         self.inner
-            .tokens
+            .connections
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn lookup(&self, hub_path: &str, token: &str) -> Option<Arc<HttpConnection>> {
+        self.registry()
+            .get(token)
+            .filter(|c| c.hub_path == hub_path)
+            .cloned()
+    }
+
     fn start_sweeper(&self) {
-        let tokens = Arc::downgrade(&self.inner.tokens);
+        let registry = Arc::downgrade(&self.inner.connections);
         self.inner.sweeper.call_once(|| {
-            tokio::spawn(sweep(tokens));
+            tokio::spawn(sweep(registry));
         });
+    }
+
+    fn register(&self, token: String, connection: HttpConnection) -> Arc<HttpConnection> {
+        self.start_sweeper();
+        let connection = Arc::new(connection);
+        self.registry().insert(token, connection.clone());
+        connection
+    }
+
+    async fn authenticate(
+        &self,
+        hub: &Hub,
+        request: &RequestInfo,
+        extensions: &http::Extensions,
+    ) -> Auth {
+        let shared = &hub.shared;
+        let mut identity = extensions.get::<Identity>().cloned();
+        if identity.is_none() {
+            if let Some(authenticator) = &shared.authenticator {
+                let token = bearer_token(request);
+                match authenticator.authenticate(request, token.as_deref()).await {
+                    Ok(found) => identity = found,
+                    Err(rejection) => {
+                        tracing::debug!(reason = %rejection, "authentication failed");
+                        return Auth::Denied(text_response(StatusCode::UNAUTHORIZED, ""));
+                    }
+                }
+            }
+        }
+        if let Some(policy) = &shared.hub_policy {
+            if !policy(identity.as_ref()) {
+                let status = if identity.is_none() {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                return Auth::Denied(text_response(status, ""));
+            }
+        }
+        Auth::Allowed(identity)
     }
 
     /// Handles one request.
     pub async fn handle(&self, request: Request<Body>) -> Response<Body> {
         let path = request.uri().path().to_owned();
-        let Some((hub, negotiate)) = self.find(&path) else {
+        let Some((hub_path, hub, negotiate)) = self.find(&path) else {
             return text_response(StatusCode::NOT_FOUND, "");
         };
+        let hub_path = hub_path.to_owned();
         let hub = hub.clone();
+        let (mut parts, body) = request.into_parts();
+        let info = RequestInfo::new(
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
+        );
+        let identity = match self.authenticate(&hub, &info, &parts.extensions).await {
+            Auth::Allowed(identity) => identity,
+            Auth::Denied(response) => return response,
+        };
         if negotiate {
-            return self.negotiate(&hub, &request);
+            return self.negotiate(&hub_path, &hub, &parts);
         }
-        let query = request.uri().query().unwrap_or("").to_owned();
-        let id = query_param(&query, "id");
-        match *request.method() {
+        let id = query_param(parts.uri.query().unwrap_or(""), "id").filter(|id| !id.is_empty());
+        match parts.method {
             Method::GET | Method::CONNECT => {
-                let is_sse = request
-                    .headers()
+                let accept = parts
+                    .headers
                     .get(header::ACCEPT)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.contains("text/event-stream"));
-                if is_sse {
-                    return text_response(
-                        StatusCode::NOT_FOUND,
-                        "ServerSentEvents transport not supported by this end point type",
-                    );
+                    .and_then(|v| v.to_str().ok());
+                if accept.is_some_and(|v| v.contains("text/event-stream")) {
+                    return self.server_sent_events(&hub_path, hub, id, info, identity);
                 }
-                let (mut parts, _body) = request.into_parts();
                 match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-                    Ok(upgrade) => self.websocket(hub, id, parts, upgrade),
-                    Err(_) => match id {
-                        None | Some(_) if id.as_deref().is_none_or(str::is_empty) => {
-                            text_response(StatusCode::BAD_REQUEST, "Connection ID required")
-                        }
-                        _ => text_response(
-                            StatusCode::NOT_FOUND,
-                            "LongPolling transport not supported by this end point type",
-                        ),
-                    },
+                    Ok(upgrade) => self.websocket(&hub_path, hub, id, info, identity, upgrade),
+                    Err(_) => self.long_poll(&hub_path, hub, id, info, identity).await,
                 }
             }
-            Method::POST => match id.filter(|id| !id.is_empty()) {
-                None => text_response(StatusCode::BAD_REQUEST, "Connection ID required"),
-                Some(id) => match self.tokens().get(&id) {
-                    Some(_) => text_response(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "POST requests are not allowed for WebSocket connections.",
-                    ),
-                    None => text_response(StatusCode::NOT_FOUND, "No Connection with that ID"),
-                },
-            },
-            Method::DELETE => match id.filter(|id| !id.is_empty()) {
-                None => text_response(StatusCode::BAD_REQUEST, "Connection ID required"),
-                Some(id) => match self.tokens().get(&id) {
-                    Some(_) => text_response(
-                        StatusCode::BAD_REQUEST,
-                        "Cannot terminate this connection using the DELETE endpoint.",
-                    ),
-                    None => text_response(StatusCode::NOT_FOUND, "No Connection with that ID"),
-                },
-            },
+            Method::POST => self.post(&hub_path, &hub, id, body).await,
+            Method::DELETE => self.delete(&hub_path, id),
             _ => text_response(StatusCode::METHOD_NOT_ALLOWED, ""),
         }
     }
 
-    fn negotiate(&self, hub: &Hub, request: &Request<Body>) -> Response<Body> {
-        if request.method() != Method::POST {
+    fn negotiate(&self, hub_path: &str, hub: &Hub, parts: &http::request::Parts) -> Response<Body> {
+        if parts.method != Method::POST {
             return text_response(StatusCode::METHOD_NOT_ALLOWED, "");
         }
-        let query = request.uri().query().unwrap_or("");
+        let query = parts.uri.query().unwrap_or("");
         let body =
             match select_negotiate_version(query_param(query, "negotiateVersion").as_deref(), 0) {
                 Err(err) => NegotiateResponse::error(err.to_string()),
@@ -280,16 +399,19 @@ impl SignalR {
                     let mut response = NegotiateResponse::new(version);
                     response.connection_id = Some(connection_id.clone());
                     response.connection_token = Some(token.clone());
-                    response
-                        .available_transports
-                        .push(AvailableTransport::new(TransportType::WebSockets));
-                    self.start_sweeper();
-                    self.tokens().insert(
+                    for transport in &hub.options().transports {
+                        response
+                            .available_transports
+                            .push(AvailableTransport::new(*transport));
+                    }
+                    self.register(
                         token,
-                        TokenState::Pending {
+                        HttpConnection {
                             connection_id,
+                            hub_path: hub_path.to_owned(),
                             created: Instant::now(),
-                            timeout: hub.options().disconnect_timeout,
+                            disconnect_timeout: hub.options().disconnect_timeout,
+                            state: Mutex::new(HttpState::default()),
                         },
                     );
                     response
@@ -303,47 +425,106 @@ impl SignalR {
         response
     }
 
+    /// Claims a negotiated connection for `transport`, as ASP.NET Core's dispatcher does.
+    #[allow(clippy::result_large_err)] // the error is the response itself, built once
+    fn claim(
+        &self,
+        hub_path: &str,
+        hub: &Hub,
+        token: Option<&str>,
+        transport: TransportType,
+    ) -> Result<Arc<HttpConnection>, Response<Body>> {
+        if !hub.options().allows(transport) {
+            return Err(not_supported(transport));
+        }
+        let Some(token) = token else {
+            return Err(text_response(
+                StatusCode::BAD_REQUEST,
+                "Connection ID required",
+            ));
+        };
+        let Some(connection) = self.lookup(hub_path, token) else {
+            return Err(text_response(
+                StatusCode::NOT_FOUND,
+                "No Connection with that ID",
+            ));
+        };
+        {
+            let mut state = connection.state();
+            match state.transport {
+                Some(current) if current != transport => {
+                    return Err(text_response(
+                        StatusCode::BAD_REQUEST,
+                        "Cannot change transports mid-connection",
+                    ));
+                }
+                Some(_) if state.attached || transport == TransportType::WebSockets => {
+                    return Err(text_response(StatusCode::CONFLICT, ""));
+                }
+                Some(_) => {}
+                None => {
+                    state.transport = Some(transport);
+                    state.attached = transport != TransportType::LongPolling;
+                }
+            }
+        }
+        Ok(connection)
+    }
+
+    fn finish(registry: &Weak<Mutex<HashMap<String, Arc<HttpConnection>>>>, token: &str) {
+        if let Some(registry) = registry.upgrade() {
+            registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(token);
+        }
+    }
+
     fn websocket(
         &self,
+        hub_path: &str,
         hub: Hub,
         id: Option<String>,
-        parts: http::request::Parts,
+        request: RequestInfo,
+        identity: Option<Identity>,
         upgrade: WebSocketUpgrade,
     ) -> Response<Body> {
-        let (connection_id, token) = match id.filter(|id| !id.is_empty()) {
+        let (connection_id, token) = match id {
             None => {
+                if !hub.options().allows(TransportType::WebSockets) {
+                    return not_supported(TransportType::WebSockets);
+                }
                 // Skip negotiation: a version-0 connection whose token is its id.
                 let id = new_id();
-                self.tokens().insert(id.clone(), TokenState::Active);
+                let connection = self.register(
+                    id.clone(),
+                    HttpConnection {
+                        connection_id: id.clone(),
+                        hub_path: hub_path.to_owned(),
+                        created: Instant::now(),
+                        disconnect_timeout: hub.options().disconnect_timeout,
+                        state: Mutex::new(HttpState::default()),
+                    },
+                );
+                let mut state = connection.state();
+                state.transport = Some(TransportType::WebSockets);
+                state.attached = true;
                 (id.clone(), id)
             }
             Some(token) => {
-                let mut tokens = self.tokens();
-                match tokens.get_mut(&token) {
-                    None => {
-                        return text_response(StatusCode::NOT_FOUND, "No Connection with that ID");
-                    }
-                    Some(TokenState::Active) => return text_response(StatusCode::CONFLICT, ""),
-                    Some(state) => {
-                        let TokenState::Pending { connection_id, .. } =
-                            std::mem::replace(state, TokenState::Active)
-                        else {
-                            return text_response(StatusCode::CONFLICT, "");
-                        };
-                        (connection_id, token)
-                    }
+                match self.claim(hub_path, &hub, Some(&token), TransportType::WebSockets) {
+                    Ok(connection) => (connection.connection_id.clone(), token),
+                    Err(response) => return response,
                 }
             }
         };
         let options = hub.options().clone();
-        let identity = parts.extensions.get::<Identity>().cloned();
-        let request = RequestInfo::new(parts.method, parts.uri, parts.headers);
         let ws_limit = options
             .maximum_receive_message_size
             .map_or(usize::MAX, |limit| {
                 limit.saturating_mul(4).saturating_add(4096)
             });
-        let tokens = Arc::downgrade(&self.inner.tokens);
+        let registry = Arc::downgrade(&self.inner.connections);
         upgrade
             .read_buffer_size(options.websocket_read_buffer_size)
             .write_buffer_size(options.websocket_write_buffer_size)
@@ -373,32 +554,267 @@ impl SignalR {
                     request,
                 };
                 run_connection(hub.shared.clone(), init, io).await;
-                if let Some(tokens) = tokens.upgrade() {
-                    tokens
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .remove(&token);
-                }
+                Self::finish(&registry, &token);
             })
+    }
+
+    /// Starts the connection's hub side fed by POST bodies, for SSE and long polling.
+    #[allow(clippy::too_many_arguments)]
+    fn start_posted(
+        &self,
+        hub: &Hub,
+        connection: &Arc<HttpConnection>,
+        token: String,
+        kind: TransportType,
+        request: RequestInfo,
+        identity: Option<Identity>,
+        sink: Box<dyn TransportSink>,
+    ) {
+        let (tx, rx) = mpsc::channel::<Bytes>(8);
+        connection.state().input = Some(tx);
+        let incoming: BoxStream<'static, Bytes> = futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+        )
+        .boxed();
+        let io = TransportIo {
+            kind,
+            incoming,
+            sink,
+        };
+        let init = ConnectionInit {
+            connection_id: connection.connection_id.clone(),
+            identity,
+            request,
+        };
+        let shared = hub.shared.clone();
+        let registry = Arc::downgrade(&self.inner.connections);
+        tokio::spawn(async move {
+            run_connection(shared, init, io).await;
+            Self::finish(&registry, &token);
+        });
+    }
+
+    fn server_sent_events(
+        &self,
+        hub_path: &str,
+        hub: Hub,
+        id: Option<String>,
+        request: RequestInfo,
+        identity: Option<Identity>,
+    ) -> Response<Body> {
+        let connection = match self.claim(
+            hub_path,
+            &hub,
+            id.as_deref(),
+            TransportType::ServerSentEvents,
+        ) {
+            Ok(connection) => connection,
+            Err(response) => return response,
+        };
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        // A comment first: some browsers fire the event source's `open` only on data.
+        let _ = tx.try_send(Bytes::from_static(b":\r\n"));
+        let token = id.unwrap_or_default();
+        self.start_posted(
+            &hub,
+            &connection,
+            token,
+            TransportType::ServerSentEvents,
+            request,
+            identity,
+            Box::new(SseSink(Some(tx))),
+        );
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+        });
+        let mut response = Response::new(Body::from_stream(body));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache,no-store"),
+        );
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        response
+    }
+
+    async fn long_poll(
+        &self,
+        hub_path: &str,
+        hub: Hub,
+        id: Option<String>,
+        request: RequestInfo,
+        identity: Option<Identity>,
+    ) -> Response<Body> {
+        let connection = match self.claim(hub_path, &hub, id.as_deref(), TransportType::LongPolling)
+        {
+            Ok(connection) => connection,
+            Err(response) => return response,
+        };
+        let existing = connection.state().long_poll.clone();
+        let Some(poll) = existing else {
+            // The first poll starts the connection and answers at once.
+            let (tx, rx) = mpsc::channel::<Bytes>(4);
+            let poll = Arc::new(LongPoll {
+                mailbox: tokio::sync::Mutex::new(rx),
+                current: Mutex::new(None),
+                polls: std::sync::atomic::AtomicU64::new(0),
+                idle_since: Mutex::new(Some(Instant::now())),
+            });
+            connection.state().long_poll = Some(poll);
+            self.start_posted(
+                &hub,
+                &connection,
+                id.unwrap_or_default(),
+                TransportType::LongPolling,
+                request,
+                identity,
+                Box::new(LongPollSink(Some(tx))),
+            );
+            return poll_response(StatusCode::OK, Bytes::new());
+        };
+        let mine = CancellationToken::new();
+        let number = poll
+            .polls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some((_, previous)) = lock(&poll.current).replace((number, mine.clone())) {
+            previous.cancel();
+        }
+        *lock(&poll.idle_since) = None;
+        let timeout = hub.options().long_polling_timeout;
+        let response = {
+            let mut mailbox = tokio::select! {
+                mailbox = poll.mailbox.lock() => mailbox,
+                () = mine.cancelled() => return poll_response(StatusCode::NO_CONTENT, Bytes::new()),
+            };
+            tokio::select! {
+                first = mailbox.recv() => match first {
+                    Some(first) => {
+                        let mut body = BytesMut::from(first);
+                        while let Ok(more) = mailbox.try_recv() {
+                            body.extend_from_slice(&more);
+                        }
+                        poll_response(StatusCode::OK, body.freeze())
+                    }
+                    None => poll_response(StatusCode::NO_CONTENT, Bytes::new()),
+                },
+                () = mine.cancelled() => poll_response(StatusCode::NO_CONTENT, Bytes::new()),
+                () = tokio::time::sleep(timeout) => poll_response(StatusCode::OK, Bytes::new()),
+            }
+        };
+        let mut current = lock(&poll.current);
+        if current.as_ref().is_some_and(|(n, _)| *n == number) {
+            *current = None;
+            *lock(&poll.idle_since) = Some(Instant::now());
+        }
+        response
+    }
+
+    async fn post(
+        &self,
+        hub_path: &str,
+        hub: &Hub,
+        id: Option<String>,
+        body: Body,
+    ) -> Response<Body> {
+        let Some(token) = id else {
+            return text_response(StatusCode::BAD_REQUEST, "Connection ID required");
+        };
+        let Some(connection) = self.lookup(hub_path, &token) else {
+            return text_response(StatusCode::NOT_FOUND, "No Connection with that ID");
+        };
+        let input = {
+            let state = connection.state();
+            if state.transport == Some(TransportType::WebSockets) {
+                return text_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "POST requests are not allowed for WebSocket connections.",
+                );
+            }
+            state.input.clone()
+        };
+        let Some(input) = input else {
+            return text_response(StatusCode::NOT_FOUND, "");
+        };
+        let limit = hub
+            .options()
+            .maximum_receive_message_size
+            .map_or(usize::MAX, |limit| {
+                limit.saturating_mul(4).saturating_add(4096)
+            });
+        let Ok(data) = axum::body::to_bytes(body, limit).await else {
+            return text_response(StatusCode::BAD_REQUEST, "");
+        };
+        if input.send(data).await.is_err() {
+            return text_response(StatusCode::NOT_FOUND, "");
+        }
+        text_response(StatusCode::OK, "")
+    }
+
+    fn delete(&self, hub_path: &str, id: Option<String>) -> Response<Body> {
+        let Some(token) = id else {
+            return text_response(StatusCode::BAD_REQUEST, "Connection ID required");
+        };
+        let Some(connection) = self.lookup(hub_path, &token) else {
+            return text_response(StatusCode::NOT_FOUND, "No Connection with that ID");
+        };
+        let mut state = connection.state();
+        if state.transport != Some(TransportType::LongPolling) {
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                "Cannot terminate this connection using the DELETE endpoint.",
+            );
+        }
+        // Ending the input ends the connection; its writer then closes the mailbox, which
+        // answers the pending poll with 204.
+        state.input = None;
+        text_response(StatusCode::ACCEPTED, "")
     }
 }
 
-/// Drops negotiated connections whose transport never came.
-async fn sweep(tokens: Weak<Mutex<HashMap<String, TokenState>>>) {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Whole-value assignments only; a poisoned value is still consistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Drops negotiated connections whose transport never came, and long-polling connections
+/// whose client stopped polling.
+async fn sweep(registry: Weak<Mutex<HashMap<String, Arc<HttpConnection>>>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        let Some(tokens) = tokens.upgrade() else {
+        let Some(registry) = registry.upgrade() else {
             return;
         };
-        let mut tokens = tokens
+        let mut registry = registry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tokens.retain(|_, state| match state {
-            TokenState::Pending {
-                created, timeout, ..
-            } => created.elapsed() < *timeout,
-            TokenState::Active => true,
+        registry.retain(|_, connection| {
+            let mut state = connection.state();
+            match state.transport {
+                None => connection.created.elapsed() < connection.disconnect_timeout,
+                Some(TransportType::LongPolling) => {
+                    let idle = state
+                        .long_poll
+                        .as_ref()
+                        .and_then(|p| *lock(&p.idle_since))
+                        .is_some_and(|since| since.elapsed() >= connection.disconnect_timeout);
+                    if idle {
+                        // Ends the connection; its task removes the entry when done.
+                        state.input = None;
+                    }
+                    true
+                }
+                Some(_) => true,
+            }
         });
     }
 }
@@ -425,6 +841,48 @@ impl TransportSink for WebSocketSink {
             let _ = self.0.send(Message::Close(Some(frame))).await;
             let _ = self.0.close().await;
         })
+    }
+}
+
+/// Writes each batch as one Server-Sent Event into the response body.
+struct SseSink(Option<mpsc::Sender<Bytes>>);
+
+impl TransportSink for SseSink {
+    fn send(&mut self, data: Bytes, _: TransferFormat) -> BoxFuture<'_, Result<(), ()>> {
+        Box::pin(async move {
+            let mut event = BytesMut::with_capacity(data.len() + 16);
+            write_sse_event(&data, &mut event);
+            match &self.0 {
+                Some(tx) => tx.send(event.freeze()).await.map_err(|_| ()),
+                None => Err(()),
+            }
+        })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        // Ending the body ends the event stream.
+        self.0 = None;
+        Box::pin(async {})
+    }
+}
+
+/// Hands each batch to the next poll.
+struct LongPollSink(Option<mpsc::Sender<Bytes>>);
+
+impl TransportSink for LongPollSink {
+    fn send(&mut self, data: Bytes, _: TransferFormat) -> BoxFuture<'_, Result<(), ()>> {
+        Box::pin(async move {
+            match &self.0 {
+                Some(tx) => tx.send(data).await.map_err(|_| ()),
+                None => Err(()),
+            }
+        })
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        // Closing the mailbox answers the pending poll with 204.
+        self.0 = None;
+        Box::pin(async {})
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use signalr_core::{HubProtocol, JsonHubProtocol, MessagePackHubProtocol, RawValue};
 
+use crate::auth::{Authenticator, Policy};
 use crate::backplane::{Backplane, InMemoryBackplane};
 use crate::clients::HubContext;
 use crate::error::HubError;
@@ -67,6 +68,9 @@ pub(crate) struct HubShared {
     pub(crate) on_disconnected: Option<BoundLifecycle>,
     pub(crate) filters: Vec<Arc<dyn HubFilter>>,
     pub(crate) state: http::Extensions,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) hub_policy: Option<Policy>,
+    pub(crate) method_policies: HashMap<String, Policy>,
 }
 
 impl HubShared {
@@ -126,6 +130,9 @@ impl Hub {
             on_disconnected: None,
             filters: Vec::new(),
             state: http::Extensions::new(),
+            authenticator: None,
+            hub_policy: None,
+            method_policies: HashMap::new(),
         }
     }
 
@@ -159,6 +166,9 @@ pub struct HubBuilder {
     on_disconnected: Option<BoundLifecycle>,
     filters: Vec<Arc<dyn HubFilter>>,
     state: http::Extensions,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    hub_policy: Option<Policy>,
+    method_policies: HashMap<String, Policy>,
 }
 
 impl std::fmt::Debug for HubBuilder {
@@ -309,6 +319,29 @@ impl HubBuilder {
         self
     }
 
+    /// Authenticates the hub's negotiate and transport requests. Without one, a connection
+    /// gets the [`Identity`](crate::Identity) an outer middleware put in the request's
+    /// extensions, if any. Default: none.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Requires every negotiate and transport request to pass `policy`: an anonymous
+    /// caller gets 401, an authenticated one the policy refuses gets 403 (both with empty
+    /// bodies). [`authenticated`](crate::authenticated) requires any identity.
+    pub fn authorize(mut self, policy: Policy) -> Self {
+        self.hub_policy = Some(policy);
+        self
+    }
+
+    /// Requires invocations of `method` to pass `policy`; refused calls fail with
+    /// `Failed to invoke 'M' because user is unauthorized`.
+    pub fn authorize_method(mut self, method: &str, policy: Policy) -> Self {
+        self.method_policies.insert(method.to_lowercase(), policy);
+        self
+    }
+
     /// Sets the hub's options. Default: [`HubOptions::default`].
     pub fn options(mut self, options: HubOptions) -> Self {
         self.options = options;
@@ -349,6 +382,9 @@ impl HubBuilder {
                 on_disconnected: self.on_disconnected,
                 filters: self.filters,
                 state: self.state,
+                authenticator: self.authenticator,
+                hub_policy: self.hub_policy,
+                method_policies: self.method_policies,
             }),
         }
     }

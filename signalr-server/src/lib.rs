@@ -144,6 +144,7 @@
 //! None yet.
 
 mod args;
+mod auth;
 mod backplane;
 mod clients;
 mod connection;
@@ -158,6 +159,8 @@ mod options;
 
 #[doc(inline)]
 pub use self::args::{Arguments, SerializedMessage};
+#[doc(inline)]
+pub use self::auth::{AuthRejection, Authenticator, Policy, authenticated, policy};
 #[doc(inline)]
 pub use self::backplane::{Backplane, InMemoryBackplane, Target};
 #[doc(inline)]

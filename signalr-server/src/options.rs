@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use signalr_core::TransportType;
+
 /// Per-hub options. Every default is ASP.NET Core's unless a setter says otherwise.
 ///
 /// ```
@@ -28,6 +30,8 @@ pub struct HubOptions {
     pub(crate) websocket_read_buffer_size: usize,
     pub(crate) websocket_write_buffer_size: usize,
     pub(crate) disconnect_timeout: Duration,
+    pub(crate) transports: Vec<TransportType>,
+    pub(crate) long_polling_timeout: Duration,
 }
 
 impl Default for HubOptions {
@@ -45,6 +49,8 @@ impl Default for HubOptions {
             websocket_read_buffer_size: 4 * 1024,
             websocket_write_buffer_size: 4 * 1024,
             disconnect_timeout: Duration::from_secs(15),
+            transports: TransportType::ALL.to_vec(),
+            long_polling_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -132,8 +138,32 @@ impl HubOptions {
         self
     }
 
-    /// How long a negotiated connection may wait for its transport before it is dropped.
-    /// Default: 15 seconds.
+    /// Which transports clients may use; negotiate lists them in ASP.NET Core's order
+    /// (WebSockets, Server-Sent Events, Long Polling) whatever the order given. A request
+    /// for another transport gets 404. Default: all three.
+    pub fn transports(mut self, transports: impl IntoIterator<Item = TransportType>) -> Self {
+        let wanted: Vec<TransportType> = transports.into_iter().collect();
+        self.transports = TransportType::ALL
+            .into_iter()
+            .filter(|t| wanted.contains(t))
+            .collect();
+        self
+    }
+
+    /// Whether `transport` is enabled.
+    pub fn allows(&self, transport: TransportType) -> bool {
+        self.transports.contains(&transport)
+    }
+
+    /// How long a long poll waits for data before answering empty (the client then polls
+    /// again). Default: 90 seconds.
+    pub fn long_polling_timeout(mut self, timeout: Duration) -> Self {
+        self.long_polling_timeout = timeout;
+        self
+    }
+
+    /// How long a negotiated connection may wait for its transport, and a long-polling
+    /// connection for its next poll, before it is dropped. Default: 15 seconds.
     pub fn disconnect_timeout(mut self, timeout: Duration) -> Self {
         self.disconnect_timeout = timeout;
         self
