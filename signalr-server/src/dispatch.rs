@@ -709,7 +709,7 @@ async fn deliver(
     };
     match value {
         MethodOutput::Value(Some(result)) => {
-            send_completion(connection, Completion::with_result(id, result)).await
+            send_completion(connection, Completion::with_result(id, result)).await;
         }
         MethodOutput::Value(None) => send_completion(connection, Completion::void(id)).await,
         MethodOutput::Stream(mut items) => {
