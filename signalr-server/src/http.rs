@@ -48,13 +48,13 @@ use crate::identity::{Identity, RequestInfo, query_param};
 /// ```
 #[derive(Clone)]
 pub struct SignalR {
+    hubs: Arc<Vec<(String, Hub)>>,
     inner: Arc<Inner>,
 }
 
 type Registry = Arc<Mutex<HashMap<String, Arc<HttpConnection>>>>;
 
 struct Inner {
-    hubs: Vec<(String, Hub)>,
     connections: Registry,
     sweeper: std::sync::Once,
 }
@@ -100,7 +100,7 @@ struct LongPoll {
 
 impl std::fmt::Debug for SignalR {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let paths: Vec<&str> = self.inner.hubs.iter().map(|(p, _)| p.as_str()).collect();
+        let paths: Vec<&str> = self.hubs.iter().map(|(p, _)| p.as_str()).collect();
         f.debug_struct("SignalR").field("hubs", &paths).finish()
     }
 }
@@ -188,8 +188,8 @@ impl SignalR {
     /// No hubs yet.
     pub fn new() -> Self {
         Self {
+            hubs: Arc::new(Vec::new()),
             inner: Arc::new(Inner {
-                hubs: Vec::new(),
                 connections: Arc::new(Mutex::new(HashMap::new())),
                 sweeper: std::sync::Once::new(),
             }),
@@ -264,7 +264,7 @@ impl SignalR {
     }
 
     fn find(&self, path: &str) -> Option<(&str, &Hub, bool)> {
-        self.inner.hubs.iter().find_map(|(hub_path, hub)| {
+        self.hubs.iter().find_map(|(hub_path, hub)| {
             if path.eq_ignore_ascii_case(hub_path) {
                 Some((hub_path.as_str(), hub, false))
             } else {
