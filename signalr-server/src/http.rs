@@ -206,14 +206,7 @@ impl SignalR {
         while path.len() > 1 && path.ends_with('/') {
             path.pop();
         }
-        // Hubs are added before the first request, while this is the Arc's only owner;
-        // after that (a clone exists) the hub list is shared and left as it is.
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.hubs.push((path, hub)),
-            None => {
-                tracing::error!(%path, "hubs must be added before the service is cloned or used")
-            }
-        }
+        Arc::make_mut(&mut self.hubs).push((path, hub));
         self
     }
 
