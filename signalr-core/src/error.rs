@@ -41,15 +41,40 @@ pub enum ProtocolError {
     /// A header value is not a string.
     #[error("Expected header '{0}' to be of type String.")]
     InvalidHeaderValue(String),
-    /// A MessagePack header has a null or empty key or value.
+    /// A MessagePack header has a null or empty key.
     #[error("Null or empty key in header.")]
     EmptyHeader,
+    /// A MessagePack header has a null or empty value.
+    #[error("Null or empty value in header.")]
+    EmptyHeaderValue,
+    /// A MessagePack header key or value is not a string (`part` is `Key` or `Value`).
+    #[error("Reading 'headers[{index}].{part}' as String failed.")]
+    MessagePackHeaderField {
+        /// The header's position in the map, from 0.
+        index: usize,
+        /// `Key` or `Value`.
+        part: &'static str,
+    },
+    /// A MessagePack `streamIds` entry is nil or empty.
+    #[error("Null or empty value in streamIds received.")]
+    EmptyStreamId,
     /// A `streamIds` entry is null.
     #[error("Null value for 'streamIds' is not valid.")]
     NullStreamId,
     /// The bytes are not well-formed JSON.
     #[error("Error reading JSON.")]
     InvalidJson,
+    /// A JSON value has the wrong kind: a message, handshake or negotiate response that is
+    /// not an object, or a negotiate list that is not an array. `token` is System.Text.Json's
+    /// name for the value's first token (`Null`, `True`, `False`, `Number`, `String`,
+    /// `Array`, `Object`); `expected` is `Object` or `Array`.
+    #[error("Unexpected JSON Token Type '{token}'. Expected a JSON {expected}.")]
+    UnexpectedJsonToken {
+        /// The kind of value found.
+        token: &'static str,
+        /// The kind of value required: `Object` or `Array`.
+        expected: &'static str,
+    },
     /// A MessagePack field could not be read as the type it must have.
     #[error("Reading '{field}' as {expected} failed.")]
     MessagePackField {

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::error::ProtocolError;
 use crate::framing::{RECORD_SEPARATOR, next_frame};
 use crate::protocol::TransferFormat;
-use crate::protocol::json::{object_pairs, put_str as put_json_str};
+use crate::protocol::json::{for_each_property, put_str as put_json_str};
 
 /// The client's first message: which hub protocol and version it wants.
 ///
@@ -41,38 +41,36 @@ impl HandshakeRequest {
     ///
     /// Returns `Ok(None)` until the `0x1E` has arrived. With a `limit`, more than `limit`
     /// bytes without a separator is an error. Unknown properties are skipped and duplicates
-    /// are last-wins; only the first JSON value before the separator counts.
+    /// are last-wins; only the first JSON value before the separator counts, and it must be
+    /// an object. Properties are checked in document order, as ASP.NET Core reads them.
     pub fn parse(buf: &mut BytesMut, limit: Option<usize>) -> Result<Option<Self>, ProtocolError> {
         let Some(frame) = next_frame(TransferFormat::Text, buf, limit)? else {
             return Ok(None);
         };
         let mut protocol = None;
         let mut version = None;
-        for (key, value) in object_pairs(&frame).map_err(|_| ProtocolError::InvalidJson)? {
-            match key.as_str() {
-                "protocol" => protocol = Some(value),
-                "version" => version = Some(value),
+        for_each_property(&frame, |key, value| {
+            match key {
+                "protocol" => {
+                    protocol = Some(serde_json::from_str::<String>(value.get()).map_err(|_| {
+                        ProtocolError::UnexpectedType {
+                            property: "protocol",
+                            expected: "String",
+                        }
+                    })?);
+                }
+                "version" => {
+                    version = Some(serde_json::from_str::<u32>(value.get()).map_err(|_| {
+                        ProtocolError::UnexpectedType {
+                            property: "version",
+                            expected: "Number",
+                        }
+                    })?);
+                }
                 _ => {}
             }
-        }
-        let protocol = match protocol {
-            Some(raw) => Some(serde_json::from_str::<String>(raw.get()).map_err(|_| {
-                ProtocolError::UnexpectedType {
-                    property: "protocol",
-                    expected: "String",
-                }
-            })?),
-            None => None,
-        };
-        let version = match version {
-            Some(raw) => Some(serde_json::from_str::<u32>(raw.get()).map_err(|_| {
-                ProtocolError::UnexpectedType {
-                    property: "version",
-                    expected: "Number",
-                }
-            })?),
-            None => None,
-        };
+            Ok(())
+        })?;
         let content = || String::from_utf8_lossy(&frame).into_owned();
         let protocol = protocol.ok_or_else(|| ProtocolError::HandshakeMissingProperty {
             property: "protocol",
@@ -134,28 +132,34 @@ impl HandshakeResponse {
 
     /// Takes a handshake response off the front of `buf`, leaving whatever follows it.
     ///
-    /// An object with a `type` property is a hub message, not a handshake response, and is
-    /// an error. Unknown properties are skipped. A null or empty `error` means success.
+    /// The first JSON value before the separator must be an object. An object with a `type`
+    /// property is a hub message, not a handshake response, and is an error. Unknown
+    /// properties are skipped. `error` must be a string, as in ASP.NET Core (`null` is an
+    /// error); an empty `error` means success, as the JavaScript client reads it.
     pub fn parse(buf: &mut BytesMut, limit: Option<usize>) -> Result<Option<Self>, ProtocolError> {
         let Some(frame) = next_frame(TransferFormat::Text, buf, limit)? else {
             return Ok(None);
         };
         let mut error = None;
-        for (key, value) in object_pairs(&frame).map_err(|_| ProtocolError::InvalidJson)? {
-            match key.as_str() {
+        for_each_property(&frame, |key, value| {
+            match key {
                 "type" => return Err(ProtocolError::NotAHandshakeResponse),
                 "error" => {
-                    error = serde_json::from_str::<Option<String>>(value.get()).map_err(|_| {
+                    error = Some(serde_json::from_str::<String>(value.get()).map_err(|_| {
                         ProtocolError::UnexpectedType {
                             property: "error",
                             expected: "String",
                         }
-                    })?;
+                    })?);
                 }
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         Ok(Some(Self {
+            // Deliberately unlike ASP.NET Core's .NET client, which keeps `""` and then fails
+            // the handshake because `Error != null`: the JavaScript client treats an empty
+            // error as success, and so does this crate (its writer never sends one).
             error: error.filter(|e| !e.is_empty()),
         }))
     }

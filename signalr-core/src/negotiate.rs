@@ -8,7 +8,7 @@ use serde_json::value::RawValue as Json;
 
 use crate::error::ProtocolError;
 use crate::protocol::TransferFormat;
-use crate::protocol::json::{object_pairs, put_str};
+use crate::protocol::json::{for_each_property, put_str, token_name};
 
 /// The three HTTP transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,8 +251,8 @@ impl NegotiateResponse {
     fn parse_inner(json: &[u8]) -> Result<Self, ProtocolError> {
         let mut response = NegotiateResponse::default();
         let mut has_transports = false;
-        for (key, value) in object_pairs(json).map_err(|_| ProtocolError::InvalidJson)? {
-            match key.as_str() {
+        for_each_property(json, |key, value| {
+            match key {
                 "negotiateVersion" => {
                     response.negotiate_version =
                         serde_json::from_str(value.get()).map_err(|_| {
@@ -283,7 +283,8 @@ impl NegotiateResponse {
                 "ProtocolVersion" => return Err(ProtocolError::LegacyServer),
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         if response.url.is_none() && response.error.is_none() {
             if response.connection_id.is_none() {
                 return Err(ProtocolError::MissingProperty("connectionId"));
@@ -306,32 +307,38 @@ fn string(raw: &Json, property: &'static str) -> Result<Option<String>, Protocol
     })
 }
 
+/// The items of a JSON array; anything else fails as ASP.NET Core's `EnsureArrayStart` does.
+fn array(raw: &Json) -> Result<Vec<&Json>, ProtocolError> {
+    serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedJsonToken {
+        token: token_name(raw),
+        expected: "Array",
+    })
+}
+
 fn transports(raw: &Json) -> Result<Vec<AvailableTransport>, ProtocolError> {
-    let items: Vec<&Json> =
-        serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-            property: "availableTransports",
-            expected: "Array",
-        })?;
+    let items = array(raw)?;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let mut transport = None;
         let mut formats = None;
-        for (key, value) in
-            object_pairs(item.get().as_bytes()).map_err(|_| ProtocolError::InvalidJson)?
-        {
-            match key.as_str() {
+        for_each_property(item.get().as_bytes(), |key, value| {
+            match key {
                 "transport" => transport = Some(string(value, "transport")?),
                 "transferFormats" => {
-                    formats = Some(serde_json::from_str::<Vec<String>>(value.get()).map_err(
-                        |_| ProtocolError::UnexpectedType {
+                    let names = array(value)?
+                        .into_iter()
+                        .map(|name| serde_json::from_str::<String>(name.get()))
+                        .collect::<Result<Vec<String>, _>>()
+                        .map_err(|_| ProtocolError::UnexpectedType {
                             property: "transferFormats",
                             expected: "Array",
-                        },
-                    )?);
+                        })?;
+                    formats = Some(names);
                 }
                 _ => {}
             }
-        }
+            Ok(())
+        })?;
         out.push(AvailableTransport {
             transport: transport.ok_or(ProtocolError::MissingProperty("transport"))?,
             transfer_formats: formats.ok_or(ProtocolError::MissingProperty("transferFormats"))?,

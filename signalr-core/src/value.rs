@@ -56,7 +56,9 @@ impl RawValue {
         encoding: Encoding,
         value: &T,
     ) -> Result<Self, ValueError> {
-        let mut buf = BytesMut::new();
+        // Most arguments are small; starting with room for them avoids growing the buffer
+        // through many tiny serializer writes.
+        let mut buf = BytesMut::with_capacity(64);
         write_value(encoding, value, &mut buf)?;
         Ok(Self {
             encoding,
@@ -121,7 +123,10 @@ impl RawValue {
     pub fn deserialize<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ValueError> {
         match self.encoding {
             Encoding::Json => Ok(serde_json::from_slice(&self.bytes)?),
-            Encoding::MessagePack => Ok(rmp_serde::from_slice(&self.bytes)?),
+            Encoding::MessagePack => {
+                let mut de = msgpack_deserializer(&self.bytes);
+                Ok(Deserialize::deserialize(&mut de)?)
+            }
         }
     }
 
@@ -161,7 +166,7 @@ impl RawValue {
                 Ok(())
             }
             (Encoding::MessagePack, Encoding::Json) => {
-                let mut de = rmp_serde::Deserializer::from_read_ref(&self.bytes);
+                let mut de = msgpack_deserializer(&self.bytes);
                 let mut se = serde_json::Serializer::new(out.writer());
                 serde_transcode::transcode(&mut de, &mut se)?;
                 Ok(())
@@ -178,6 +183,18 @@ impl fmt::Debug for RawValue {
             Encoding::MessagePack => write!(f, "MessagePack({:02x?})", self.bytes.as_ref()),
         }
     }
+}
+
+/// The deepest nesting a MessagePack value may have when deserialized or transcoded: the
+/// same limit serde_json applies to JSON, far below what overflows a thread's stack.
+const MAX_DEPTH: usize = 128;
+
+fn msgpack_deserializer(
+    bytes: &[u8],
+) -> rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'_, [u8]>> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    de
 }
 
 fn msgpack_serializer(

@@ -244,7 +244,10 @@ fn a15_and_invalid_json_messages() {
             r#"{"type":1,"target":"T","arguments":[}"#,
             "Error reading JSON.",
         ),
-        ("[1]", "Error reading JSON."),
+        (
+            "[1]",
+            "Unexpected JSON Token Type 'Array'. Expected a JSON Object.",
+        ),
         ("", "Error reading JSON."),
     ];
     for (input, expected) in cases {

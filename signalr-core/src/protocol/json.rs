@@ -1,10 +1,11 @@
 //! The JSON hub protocol's message layouts.
 
+use std::cell::Cell;
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue as Json;
 
 use crate::error::ProtocolError;
@@ -15,20 +16,406 @@ use crate::message::{
 };
 use crate::value::{Encoding, RawValue};
 
-/// The properties of a JSON hub message, each kept as raw JSON until its type is known.
+/// Carries a [`ProtocolError`] out through serde_json, whose error type cannot hold one.
+///
+/// A visitor that finds a protocol error stores it here and returns a serde error to stop
+/// the parse; the caller then reports the stored error, or "Error reading JSON." when none
+/// was stored (the bytes themselves are malformed).
+#[derive(Default)]
+struct Failure(Cell<Option<ProtocolError>>);
+
+impl Failure {
+    fn raise<E: de::Error>(&self, err: ProtocolError) -> E {
+        self.0.set(Some(err));
+        E::custom("protocol error")
+    }
+
+    fn check<T, E: de::Error>(&self, result: Result<T, ProtocolError>) -> Result<T, E> {
+        result.map_err(|err| self.raise(err))
+    }
+
+    fn take(&self) -> ProtocolError {
+        self.0.take().unwrap_or(ProtocolError::InvalidJson)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Object,
+    Array,
+}
+
+/// Requires a value to be an object or an array, judged at its first token as
+/// System.Text.Json's forward-only reader does: the wrong kind is reported before anything
+/// after that token is read. `inner` reads the value when it has the right kind.
+struct Expect<'f, V> {
+    kind: Kind,
+    inner: V,
+    failure: &'f Failure,
+    /// The error for the wrong kind, given System.Text.Json's name for the token found.
+    mismatch: fn(&'static str) -> ProtocolError,
+}
+
+impl<V> Expect<'_, V> {
+    fn fail<T, E: de::Error>(self, token: &'static str) -> Result<T, E> {
+        Err(self.failure.raise((self.mismatch)(token)))
+    }
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Expect<'_, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            Kind::Object => "a JSON object",
+            Kind::Array => "a JSON array",
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        match self.kind {
+            Kind::Object => self.inner.visit_map(map),
+            Kind::Array => self.fail("Object"),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        match self.kind {
+            Kind::Array => self.inner.visit_seq(seq),
+            Kind::Object => self.fail("Array"),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.fail("Null")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.fail(if v { "True" } else { "False" })
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        self.fail("Number")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        self.fail("Number")
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        self.fail("Number")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        self.fail("String")
+    }
+}
+
+impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for Expect<'_, V> {
+    type Value = V::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+fn not_an_object(token: &'static str) -> ProtocolError {
+    ProtocolError::UnexpectedJsonToken {
+        token,
+        expected: "Object",
+    }
+}
+
+/// Reads the first JSON value in `bytes`, which must be an object, with `visitor`. What
+/// follows that value is ignored, as ASP.NET Core's reader stops at the end of the object.
+fn read_object<'de, V: Visitor<'de>>(
+    bytes: &'de [u8],
+    failure: &Failure,
+    visitor: V,
+) -> Result<V::Value, ProtocolError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Expect {
+        kind: Kind::Object,
+        inner: visitor,
+        failure,
+        mismatch: not_an_object,
+    }
+    .deserialize(&mut de)
+    .map_err(|_| failure.take())
+}
+
+/// Calls `on_property` with each property of the first JSON value in `bytes`, in document
+/// order and with duplicates, as soon as that property's value has been read: an error it
+/// returns comes before any syntax error further on, as with ASP.NET Core's forward-only
+/// reader. The value must be an object; what follows it is ignored.
+pub(crate) fn for_each_property<'de>(
+    bytes: &'de [u8],
+    on_property: impl FnMut(&str, &'de Json) -> Result<(), ProtocolError>,
+) -> Result<(), ProtocolError> {
+    struct Walk<'f, F> {
+        on_property: F,
+        failure: &'f Failure,
+    }
+    impl<'de, F: FnMut(&str, &'de Json) -> Result<(), ProtocolError>> Visitor<'de> for Walk<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                let value: &'de Json = map.next_value()?;
+                self.failure.check((self.on_property)(&key, value))?;
+            }
+            Ok(())
+        }
+    }
+    let failure = Failure::default();
+    read_object(
+        bytes,
+        &failure,
+        Walk {
+            on_property,
+            failure: &failure,
+        },
+    )
+}
+
+/// System.Text.Json's name for the first token of a well-formed JSON value.
+pub(crate) fn token_name(raw: &Json) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'{') => "Object",
+        Some(b'[') => "Array",
+        Some(b'"') => "String",
+        Some(b't') => "True",
+        Some(b'f') => "False",
+        Some(b'n') => "Null",
+        _ => "Number",
+    }
+}
+
+/// A string, boolean or null, read at its first token: a number or a container where one of
+/// these is required is reported (with `mismatch`) before anything inside it is read.
+enum Scalar {
+    Null,
+    Bool(bool),
+    Str(String),
+}
+
+struct ScalarSeed<'a> {
+    failure: &'a Failure,
+    mismatch: &'a dyn Fn() -> ProtocolError,
+}
+
+impl ScalarSeed<'_> {
+    fn fail<T, E: de::Error>(&self) -> Result<T, E> {
+        Err(self.failure.raise((self.mismatch)()))
+    }
+}
+
+impl<'de> Visitor<'de> for ScalarSeed<'_> {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, a boolean or null")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::Bool(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Str(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar::Str(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Scalar, E> {
+        self.fail()
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Scalar, E> {
+        self.fail()
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar, E> {
+        self.fail()
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Scalar, A::Error> {
+        self.fail()
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Scalar, A::Error> {
+        self.fail()
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed<'_> {
+    type Value = Scalar;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Scalar, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// The next property value as a string; null reads as absent.
+fn next_string<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    failure: &Failure,
+    property: &'static str,
+) -> Result<Option<String>, A::Error> {
+    let mismatch = || ProtocolError::UnexpectedType {
+        property,
+        expected: "String",
+    };
+    match map.next_value_seed(ScalarSeed {
+        failure,
+        mismatch: &mismatch,
+    })? {
+        Scalar::Str(s) => Ok(Some(s)),
+        Scalar::Null => Ok(None),
+        Scalar::Bool(_) => Err(failure.raise(mismatch())),
+    }
+}
+
+/// The next property value as a boolean.
+fn next_bool<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    failure: &Failure,
+    property: &'static str,
+) -> Result<bool, A::Error> {
+    let mismatch = || ProtocolError::UnexpectedType {
+        property,
+        expected: "Boolean",
+    };
+    match map.next_value_seed(ScalarSeed {
+        failure,
+        mismatch: &mismatch,
+    })? {
+        Scalar::Bool(b) => Ok(b),
+        Scalar::Null | Scalar::Str(_) => Err(failure.raise(mismatch())),
+    }
+}
+
+/// The next property value as an integer. Numbers are checked on the raw value (so that
+/// serde_json's `arbitrary_precision` feature, which changes how numbers are visited, makes
+/// no difference): a container where a number is required is reported once it has been
+/// read whole, so a syntax error inside it comes first.
+fn next_number<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    failure: &Failure,
+    property: &'static str,
+) -> Result<i64, A::Error> {
+    let raw: &Json = map.next_value()?;
+    failure.check(
+        serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
+            property,
+            expected: "Number",
+        }),
+    )
+}
+
+/// `headers`: an object whose values are strings.
+struct HeadersVisitor<'f> {
+    failure: &'f Failure,
+}
+
+impl<'de> Visitor<'de> for HeadersVisitor<'_> {
+    type Value = Headers;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+        let mut headers = Headers::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let mismatch = || ProtocolError::InvalidHeaderValue(name.clone());
+            match map.next_value_seed(ScalarSeed {
+                failure: self.failure,
+                mismatch: &mismatch,
+            })? {
+                Scalar::Str(value) => headers.insert(name, value),
+                Scalar::Null | Scalar::Bool(_) => return Err(self.failure.raise(mismatch())),
+            }
+        }
+        Ok(headers)
+    }
+}
+
+/// `arguments`: an array of raw values.
+struct ArgumentsVisitor;
+
+impl<'de> Visitor<'de> for ArgumentsVisitor {
+    type Value = Vec<&'de Json>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de Json>()? {
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+/// `streamIds`: an array of strings.
+struct StreamIdsVisitor<'f> {
+    failure: &'f Failure,
+}
+
+impl<'de> Visitor<'de> for StreamIdsVisitor<'_> {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mismatch = || ProtocolError::UnexpectedType {
+            property: "streamIds",
+            expected: "Array",
+        };
+        let mut ids = Vec::new();
+        while let Some(id) = seq.next_element_seed(ScalarSeed {
+            failure: self.failure,
+            mismatch: &mismatch,
+        })? {
+            match id {
+                Scalar::Str(id) => ids.push(id),
+                Scalar::Null => return Err(self.failure.raise(ProtocolError::NullStreamId)),
+                Scalar::Bool(_) => return Err(self.failure.raise(mismatch())),
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// The properties of a JSON hub message. Each is checked as soon as it is read, whatever
+/// the message type, in document order, as ASP.NET Core does: a property of the wrong type
+/// is reported before a later syntax error and before any missing property.
 #[derive(Default)]
 struct Fields<'a> {
-    ty: Option<&'a Json>,
-    headers: Option<&'a Json>,
-    invocation_id: Option<&'a Json>,
-    target: Option<&'a Json>,
-    arguments: Option<&'a Json>,
-    stream_ids: Option<&'a Json>,
+    ty: Option<i64>,
+    headers: Option<Headers>,
+    invocation_id: Option<String>,
+    target: Option<String>,
+    arguments: Option<Vec<&'a Json>>,
+    stream_ids: Option<Vec<String>>,
     item: Option<&'a Json>,
     result: Option<&'a Json>,
-    error: Option<&'a Json>,
-    allow_reconnect: Option<&'a Json>,
-    sequence_id: Option<&'a Json>,
+    error: Option<String>,
+    allow_reconnect: Option<bool>,
+    sequence_id: Option<i64>,
 }
 
 enum Field {
@@ -75,224 +462,164 @@ impl<'de> Deserialize<'de> for Field {
     }
 }
 
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldsVisitor;
-        impl<'de> Visitor<'de> for FieldsVisitor {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                let mut f = Fields::default();
-                // Duplicate properties: the last one wins, as with System.Text.Json's reader.
-                while let Some(key) = map.next_key::<Field>()? {
-                    let slot = match key {
-                        Field::Type => &mut f.ty,
-                        Field::Headers => &mut f.headers,
-                        Field::InvocationId => &mut f.invocation_id,
-                        Field::Target => &mut f.target,
-                        Field::Arguments => &mut f.arguments,
-                        Field::StreamIds => &mut f.stream_ids,
-                        Field::Item => &mut f.item,
-                        Field::Result => &mut f.result,
-                        Field::Error => &mut f.error,
-                        Field::AllowReconnect => &mut f.allow_reconnect,
-                        Field::SequenceId => &mut f.sequence_id,
-                        Field::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    *slot = Some(map.next_value()?);
+struct FieldsVisitor<'f> {
+    failure: &'f Failure,
+}
+
+impl<'de> Visitor<'de> for FieldsVisitor<'_> {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let failure = self.failure;
+        let mut f = Fields::default();
+        // Duplicate properties: each is checked, the last one wins, as with ASP.NET Core.
+        while let Some(key) = map.next_key::<Field>()? {
+            match key {
+                Field::Type => f.ty = Some(next_number(&mut map, failure, "type")?),
+                Field::Headers => {
+                    f.headers = Some(map.next_value_seed(Expect {
+                        kind: Kind::Object,
+                        inner: HeadersVisitor { failure },
+                        failure,
+                        // System.Text.Json's `JsonTokenType.StartObject`, as upstream
+                        // formats it.
+                        mismatch: |_| ProtocolError::UnexpectedType {
+                            property: "headers",
+                            expected: "StartObject",
+                        },
+                    })?);
                 }
-                Ok(f)
+                Field::InvocationId => {
+                    f.invocation_id = next_string(&mut map, failure, "invocationId")?;
+                }
+                Field::Target => f.target = next_string(&mut map, failure, "target")?,
+                Field::Arguments => {
+                    f.arguments = Some(map.next_value_seed(Expect {
+                        kind: Kind::Array,
+                        inner: ArgumentsVisitor,
+                        failure,
+                        mismatch: |_| ProtocolError::UnexpectedType {
+                            property: "arguments",
+                            expected: "Array",
+                        },
+                    })?);
+                }
+                Field::StreamIds => {
+                    f.stream_ids = Some(map.next_value_seed(Expect {
+                        kind: Kind::Array,
+                        inner: StreamIdsVisitor { failure },
+                        failure,
+                        mismatch: |_| ProtocolError::UnexpectedType {
+                            property: "streamIds",
+                            expected: "Array",
+                        },
+                    })?);
+                }
+                Field::Item => f.item = Some(map.next_value()?),
+                Field::Result => f.result = Some(map.next_value()?),
+                Field::Error => f.error = next_string(&mut map, failure, "error")?,
+                Field::AllowReconnect => {
+                    f.allow_reconnect = Some(next_bool(&mut map, failure, "allowReconnect")?);
+                }
+                Field::SequenceId => {
+                    f.sequence_id = Some(next_number(&mut map, failure, "sequenceId")?);
+                }
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        deserializer.deserialize_map(FieldsVisitor)
+        Ok(f)
     }
-}
-
-/// The properties of the first JSON object in `bytes`, in order and with duplicates, as raw
-/// JSON. Anything after that object is ignored.
-pub(crate) fn object_pairs(bytes: &[u8]) -> Result<Vec<(String, &Json)>, serde_json::Error> {
-    struct PairsVisitor;
-    impl<'de> Visitor<'de> for PairsVisitor {
-        type Value = Vec<(String, &'de Json)>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(key) = map.next_key::<String>()? {
-                out.push((key, map.next_value()?));
-            }
-            Ok(out)
-        }
-    }
-    serde_json::Deserializer::from_slice(bytes).deserialize_map(PairsVisitor)
-}
-
-fn first_byte(raw: &Json) -> u8 {
-    raw.get().as_bytes().first().copied().unwrap_or(b' ')
-}
-
-fn number(raw: &Json, property: &'static str) -> Result<i64, ProtocolError> {
-    serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-        property,
-        expected: "Number",
-    })
-}
-
-fn optional_string(
-    raw: Option<&Json>,
-    property: &'static str,
-) -> Result<Option<String>, ProtocolError> {
-    match raw {
-        None => Ok(None),
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-            property,
-            expected: "String",
-        }),
-    }
-}
-
-fn required_string(raw: Option<&Json>, property: &'static str) -> Result<String, ProtocolError> {
-    optional_string(raw, property)?.ok_or(ProtocolError::MissingProperty(property))
-}
-
-fn headers(raw: Option<&Json>) -> Result<Headers, ProtocolError> {
-    let Some(raw) = raw else {
-        return Ok(Headers::new());
-    };
-    let parsed = object_pairs(raw.get().as_bytes()).map_err(|_| ProtocolError::UnexpectedType {
-        property: "headers",
-        expected: "Object",
-    })?;
-    let mut headers = Headers::new();
-    for (name, value) in parsed {
-        match serde_json::from_str::<String>(value.get()) {
-            Ok(value) => headers.insert(name, value),
-            Err(_) => return Err(ProtocolError::InvalidHeaderValue(name)),
-        }
-    }
-    Ok(headers)
 }
 
 fn value(frame: &Bytes, raw: &Json) -> RawValue {
     RawValue::new_unchecked(Encoding::Json, frame.slice_ref(raw.get().as_bytes()))
 }
 
-fn arguments(frame: &Bytes, raw: Option<&Json>) -> Result<Vec<RawValue>, ProtocolError> {
-    let raw = raw.ok_or(ProtocolError::MissingProperty("arguments"))?;
-    let items: Vec<&Json> =
-        serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-            property: "arguments",
-            expected: "Array",
-        })?;
+fn arguments(frame: &Bytes, raw: Option<Vec<&Json>>) -> Result<Vec<RawValue>, ProtocolError> {
+    let items = raw.ok_or(ProtocolError::MissingProperty("arguments"))?;
     Ok(items.into_iter().map(|item| value(frame, item)).collect())
 }
 
-fn stream_ids(raw: Option<&Json>) -> Result<Vec<String>, ProtocolError> {
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
-    let ids: Vec<Option<String>> =
-        serde_json::from_str(raw.get()).map_err(|_| ProtocolError::UnexpectedType {
-            property: "streamIds",
-            expected: "Array",
-        })?;
-    ids.into_iter()
-        .map(|id| id.ok_or(ProtocolError::NullStreamId))
-        .collect()
+fn required(value: Option<String>, property: &'static str) -> Result<String, ProtocolError> {
+    value.ok_or(ProtocolError::MissingProperty(property))
 }
 
 /// Parses one JSON hub message (without its `0x1E`).
+///
+/// Only the first JSON value of the frame counts: whatever follows it is ignored, as
+/// ASP.NET Core's reader stops at the end of the first object.
 pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
-    let mut de = serde_json::Deserializer::from_slice(frame);
-    let f = Fields::deserialize(&mut de).map_err(|_| ProtocolError::InvalidJson)?;
-    de.end().map_err(|_| ProtocolError::InvalidJson)?;
+    let failure = Failure::default();
+    let f = read_object(frame, &failure, FieldsVisitor { failure: &failure })?;
 
-    let ty = number(f.ty.ok_or(ProtocolError::MissingProperty("type"))?, "type")?;
+    let ty = f.ty.ok_or(ProtocolError::MissingProperty("type"))?;
+    let headers = f.headers.unwrap_or_default();
     let message = match ty {
         1 => {
-            let target = required_string(f.target, "target")?;
+            let target = required(f.target, "target")?;
             let arguments = arguments(frame, f.arguments)?;
-            let invocation_id =
-                optional_string(f.invocation_id, "invocationId")?.filter(|id| !id.is_empty());
             HubMessage::Invocation(Invocation {
-                headers: headers(f.headers)?,
-                invocation_id,
+                headers,
+                invocation_id: f.invocation_id.filter(|id| !id.is_empty()),
                 target,
                 arguments,
-                stream_ids: stream_ids(f.stream_ids)?,
+                stream_ids: f.stream_ids.unwrap_or_default(),
             })
         }
         2 => {
-            let invocation_id = required_string(f.invocation_id, "invocationId")?;
+            let invocation_id = required(f.invocation_id, "invocationId")?;
             let item = f.item.ok_or(ProtocolError::MissingProperty("item"))?;
             HubMessage::StreamItem(StreamItem {
-                headers: headers(f.headers)?,
+                headers,
                 invocation_id,
                 item: value(frame, item),
             })
         }
         3 => {
-            let invocation_id = required_string(f.invocation_id, "invocationId")?;
-            let error = optional_string(f.error, "error")?;
-            let result = match (error, f.result) {
+            let invocation_id = required(f.invocation_id, "invocationId")?;
+            let result = match (f.error, f.result) {
                 (Some(_), Some(_)) => return Err(ProtocolError::ErrorAndResult),
                 (Some(error), None) => CompletionResult::Error(error),
                 (None, Some(result)) => CompletionResult::Value(value(frame, result)),
                 (None, None) => CompletionResult::Void,
             };
             HubMessage::Completion(Completion {
-                headers: headers(f.headers)?,
+                headers,
                 invocation_id,
                 result,
             })
         }
         4 => {
-            let invocation_id = required_string(f.invocation_id, "invocationId")?;
-            let target = required_string(f.target, "target")?;
+            let invocation_id = required(f.invocation_id, "invocationId")?;
+            let target = required(f.target, "target")?;
             let arguments = arguments(frame, f.arguments)?;
             HubMessage::StreamInvocation(StreamInvocation {
-                headers: headers(f.headers)?,
+                headers,
                 invocation_id,
                 target,
                 arguments,
-                stream_ids: stream_ids(f.stream_ids)?,
+                stream_ids: f.stream_ids.unwrap_or_default(),
             })
         }
         5 => HubMessage::CancelInvocation(CancelInvocation {
-            headers: headers(f.headers)?,
-            invocation_id: required_string(f.invocation_id, "invocationId")?,
+            headers,
+            invocation_id: required(f.invocation_id, "invocationId")?,
         }),
         6 => HubMessage::Ping,
-        7 => {
-            let error = optional_string(f.error, "error")?;
-            let allow_reconnect = match f.allow_reconnect {
-                None => false,
-                Some(raw) => match first_byte(raw) {
-                    b't' | b'f' => raw.get() == "true",
-                    _ => {
-                        return Err(ProtocolError::UnexpectedType {
-                            property: "allowReconnect",
-                            expected: "Boolean",
-                        });
-                    }
-                },
-            };
-            HubMessage::Close(Close {
-                error,
-                allow_reconnect,
-            })
-        }
+        7 => HubMessage::Close(Close {
+            error: f.error,
+            allow_reconnect: f.allow_reconnect.unwrap_or(false),
+        }),
         8 | 9 => {
-            let raw = f
+            let sequence_id = f
                 .sequence_id
                 .ok_or(ProtocolError::MissingProperty("sequenceId"))?;
-            let sequence_id = number(raw, "sequenceId")?;
             if ty == 8 {
                 HubMessage::Ack(Ack { sequence_id })
             } else {

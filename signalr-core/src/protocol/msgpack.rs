@@ -230,16 +230,26 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
+    /// One header key or value: a non-empty string.
+    fn header_part(
+        &mut self,
+        index: usize,
+        part: &'static str,
+        empty: ProtocolError,
+    ) -> Result<String, ProtocolError> {
+        self.str_or_nil(part)
+            .map_err(|_| ProtocolError::MessagePackHeaderField { index, part })?
+            .filter(|s| !s.is_empty())
+            .ok_or(empty)
+    }
+
     fn headers(&mut self) -> Result<Headers, ProtocolError> {
         let len = self.map_len().ok_or(ProtocolError::MessagePackHeaders)?;
         let mut headers = Headers::new();
-        for _ in 0..len {
-            let key = self.str_or_nil("headers")?.filter(|k| !k.is_empty());
-            let value = self.str_or_nil("headers")?.filter(|v| !v.is_empty());
-            match (key, value) {
-                (Some(key), Some(value)) => headers.insert(key, value),
-                _ => return Err(ProtocolError::EmptyHeader),
-            }
+        for index in 0..len as usize {
+            let key = self.header_part(index, "Key", ProtocolError::EmptyHeader)?;
+            let value = self.header_part(index, "Value", ProtocolError::EmptyHeaderValue)?;
+            headers.insert(key, value);
         }
         Ok(headers)
     }
@@ -266,7 +276,8 @@ impl<'a> Reader<'a> {
         for _ in 0..len {
             ids.push(
                 self.str_or_nil("streamIds")?
-                    .ok_or(ProtocolError::NullStreamId)?,
+                    .filter(|id| !id.is_empty())
+                    .ok_or(ProtocolError::EmptyStreamId)?,
             );
         }
         Ok(ids)
@@ -286,33 +297,21 @@ impl<'a> Reader<'a> {
 }
 
 /// Parses one MessagePack hub message (without its length prefix).
+///
+/// Fields are read one after another, as ASP.NET Core reads them: the array's declared
+/// length only decides whether optional trailing fields are read (stream ids when it is 6
+/// or more, `allowReconnect` when it is 3 or more), and a field that is missing because the
+/// frame ends fails with that field's own error. Anything after the fields read is ignored.
 pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
     let mut r = Reader { frame, pos: 0 };
     let len = r.array_len().ok_or(ProtocolError::MessagePackField {
         field: "messageType",
         expected: "Int32",
     })?;
-    if len == 0 {
-        return Err(ProtocolError::MessagePackField {
-            field: "messageType",
-            expected: "Int32",
-        });
-    }
     let ty = r.int32("messageType")?;
-    // Each message needs a minimum number of elements; reading a missing one fails with the
-    // same text ASP.NET Core gives for that field.
-    let need = |n: u32, field: &'static str, expected: &'static str| {
-        if len < n {
-            Err(ProtocolError::MessagePackField { field, expected })
-        } else {
-            Ok(())
-        }
-    };
     let message = match ty {
         1 | 4 => {
-            need(2, "headers", "Map")?;
             let headers = r.headers()?;
-            need(3, "invocationId", "String")?;
             let kind = if ty == 1 {
                 "Invocation"
             } else {
@@ -323,15 +322,10 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             } else {
                 Some(r.required_id(kind)?)
             };
-            need(4, "target", "String")?;
             let target = r.target(kind)?;
-            need(5, "arguments", "Array")?;
             let arguments = r.arguments()?;
-            let stream_ids = if len >= 6 {
-                r.stream_ids()?
-            } else {
-                Vec::new()
-            };
+            // Clients before stream ids existed send five elements.
+            let stream_ids = if len > 5 { r.stream_ids()? } else { Vec::new() };
             match invocation_id {
                 Some(invocation_id) if ty == 4 => HubMessage::StreamInvocation(StreamInvocation {
                     headers,
@@ -350,11 +344,8 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             }
         }
         2 => {
-            need(2, "headers", "Map")?;
             let headers = r.headers()?;
-            need(3, "invocationId", "String")?;
             let invocation_id = r.required_id("StreamItem")?;
-            need(4, "item", "a value")?;
             let item = r.raw("item")?;
             HubMessage::StreamItem(StreamItem {
                 headers,
@@ -363,21 +354,12 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             })
         }
         3 => {
-            need(2, "headers", "Map")?;
             let headers = r.headers()?;
-            need(3, "invocationId", "String")?;
             let invocation_id = r.required_id("Completion")?;
-            need(4, "resultKind", "Int32")?;
             let result = match r.int32("resultKind")? {
-                1 => {
-                    need(5, "error", "String")?;
-                    CompletionResult::Error(r.str_or_nil("error")?.unwrap_or_default())
-                }
+                1 => CompletionResult::Error(r.str_or_nil("error")?.unwrap_or_default()),
                 2 => CompletionResult::Void,
-                3 => {
-                    need(5, "result", "a value")?;
-                    CompletionResult::Value(r.raw("result")?)
-                }
+                3 => CompletionResult::Value(r.raw("result")?),
                 _ => return Err(ProtocolError::InvalidResultKind),
             };
             HubMessage::Completion(Completion {
@@ -387,9 +369,7 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             })
         }
         5 => {
-            need(2, "headers", "Map")?;
             let headers = r.headers()?;
-            need(3, "invocationId", "String")?;
             let invocation_id = r.required_id("CancelInvocation")?;
             HubMessage::CancelInvocation(CancelInvocation {
                 headers,
@@ -398,9 +378,9 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
         }
         6 => HubMessage::Ping,
         7 => {
-            need(2, "error", "String")?;
             let error = r.str_or_nil("error")?;
-            let allow_reconnect = if len >= 3 {
+            // Clients before stateful reconnect send two elements.
+            let allow_reconnect = if len > 2 {
                 r.bool("allowReconnect")?
             } else {
                 false
@@ -411,7 +391,6 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             })
         }
         8 | 9 => {
-            need(2, "sequenceId", "Int64")?;
             let sequence_id = r.int().ok_or(ProtocolError::MessagePackField {
                 field: "sequenceId",
                 expected: "Int64",
