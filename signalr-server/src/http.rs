@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ use crate::auth::bearer_token;
 use crate::dispatch::{ConnectionInit, TransportIo, TransportSink, run_connection};
 use crate::hub::Hub;
 use crate::identity::{Identity, RequestInfo, query_param};
+use crate::options::HubOptions;
+use crate::raw::RawConnection;
 
 /// Serves hubs over HTTP: `POST {path}/negotiate` and the transports on `{path}`.
 ///
@@ -48,11 +51,43 @@ use crate::identity::{Identity, RequestInfo, query_param};
 /// ```
 #[derive(Clone)]
 pub struct SignalR {
-    hubs: Arc<Vec<(String, Hub)>>,
+    hubs: Arc<Vec<(String, Endpoint)>>,
     inner: Arc<Inner>,
 }
 
 type Registry = Arc<Mutex<HashMap<String, Arc<HttpConnection>>>>;
+
+type RawHandler = dyn Fn(RawConnection) -> BoxFuture<'static, ()> + Send + Sync;
+
+/// What a path serves: a hub, or a raw connection handler.
+#[derive(Clone)]
+enum Endpoint {
+    Hub(Hub),
+    Raw(Arc<(HubOptions, Box<RawHandler>)>),
+}
+
+impl Endpoint {
+    fn options(&self) -> &HubOptions {
+        match self {
+            Endpoint::Hub(hub) => hub.options(),
+            Endpoint::Raw(raw) => &raw.0,
+        }
+    }
+
+    fn run(&self, init: ConnectionInit, io: TransportIo) -> BoxFuture<'static, ()> {
+        match self {
+            Endpoint::Hub(hub) => Box::pin(run_connection(hub.shared.clone(), init, io)),
+            Endpoint::Raw(raw) => (raw.1)(RawConnection {
+                connection_id: init.connection_id,
+                transport: io.kind,
+                request: init.request,
+                identity: init.identity,
+                incoming: io.incoming,
+                sink: io.sink,
+            }),
+        }
+    }
+}
 
 struct Inner {
     connections: Registry,
@@ -167,6 +202,16 @@ fn not_supported(transport: TransportType) -> Response<Body> {
     )
 }
 
+fn normalize(mut path: String) -> String {
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    while path.len() > 1 && path.ends_with('/') {
+        path.pop();
+    }
+    path
+}
+
 fn new_id() -> String {
     use base64::Engine as _;
     let mut bytes = [0u8; 16];
@@ -199,14 +244,44 @@ impl SignalR {
     /// Serves `hub` at `path` (for example `/chat`): negotiate at `{path}/negotiate`,
     /// transports at `{path}`.
     pub fn hub(mut self, path: impl Into<String>, hub: Hub) -> Self {
-        let mut path: String = path.into();
-        if !path.starts_with('/') {
-            path.insert(0, '/');
-        }
-        while path.len() > 1 && path.ends_with('/') {
-            path.pop();
-        }
-        Arc::make_mut(&mut self.hubs).push((path, hub));
+        let path = path.into();
+        Arc::make_mut(&mut self.hubs).push((normalize(path), Endpoint::Hub(hub)));
+        self
+    }
+
+    /// Serves a raw connection handler at `path`: negotiate and the three transports as
+    /// for a hub, but the handler gets the bytes themselves ([`RawConnection`]) instead of
+    /// hub messages. `options` supplies the transports and timeouts.
+    ///
+    /// ```
+    /// use signalr_server::{HubOptions, SignalR};
+    ///
+    /// // Echo every message back.
+    /// let echo = SignalR::new().connection("/echo", HubOptions::default(), |mut connection| async move {
+    ///     while let Some(data) = connection.recv().await {
+    ///         if connection.send(data).await.is_err() {
+    ///             return;
+    ///         }
+    ///     }
+    ///     connection.close().await;
+    /// });
+    /// # let _ = echo;
+    /// ```
+    pub fn connection<F, Fut>(
+        mut self,
+        path: impl Into<String>,
+        options: HubOptions,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(RawConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: Box<RawHandler> = Box::new(move |connection| Box::pin(handler(connection)));
+        Arc::make_mut(&mut self.hubs).push((
+            normalize(path.into()),
+            Endpoint::Raw(Arc::new((options, handler))),
+        ));
         self
     }
 
@@ -256,7 +331,7 @@ impl SignalR {
         }
     }
 
-    fn find(&self, path: &str) -> Option<(&str, &Hub, bool)> {
+    fn find(&self, path: &str) -> Option<(&str, &Endpoint, bool)> {
         self.hubs.iter().find_map(|(hub_path, hub)| {
             if path.eq_ignore_ascii_case(hub_path) {
                 Some((hub_path.as_str(), hub, false))
@@ -301,12 +376,15 @@ impl SignalR {
 
     async fn authenticate(
         &self,
-        hub: &Hub,
+        hub: &Endpoint,
         request: &RequestInfo,
         extensions: &http::Extensions,
     ) -> Auth {
-        let shared = &hub.shared;
         let mut identity = extensions.get::<Identity>().cloned();
+        let Endpoint::Hub(hub) = hub else {
+            return Auth::Allowed(identity);
+        };
+        let shared = &hub.shared;
         if identity.is_none() {
             if let Some(authenticator) = &shared.authenticator {
                 let token = bearer_token(request);
@@ -374,7 +452,12 @@ impl SignalR {
         }
     }
 
-    fn negotiate(&self, hub_path: &str, hub: &Hub, parts: &http::request::Parts) -> Response<Body> {
+    fn negotiate(
+        &self,
+        hub_path: &str,
+        hub: &Endpoint,
+        parts: &http::request::Parts,
+    ) -> Response<Body> {
         if parts.method != Method::POST {
             return text_response(StatusCode::METHOD_NOT_ALLOWED, "");
         }
@@ -423,7 +506,7 @@ impl SignalR {
     fn claim(
         &self,
         hub_path: &str,
-        hub: &Hub,
+        hub: &Endpoint,
         token: Option<&str>,
         transport: TransportType,
     ) -> Result<Arc<HttpConnection>, Response<Body>> {
@@ -476,7 +559,7 @@ impl SignalR {
     fn websocket(
         &self,
         hub_path: &str,
-        hub: Hub,
+        hub: Endpoint,
         id: Option<String>,
         request: RequestInfo,
         identity: Option<Identity>,
@@ -546,7 +629,7 @@ impl SignalR {
                     identity,
                     request,
                 };
-                run_connection(hub.shared.clone(), init, io).await;
+                hub.run(init, io).await;
                 Self::finish(&registry, &token);
             })
     }
@@ -555,7 +638,7 @@ impl SignalR {
     #[allow(clippy::too_many_arguments)]
     fn start_posted(
         &self,
-        hub: &Hub,
+        hub: &Endpoint,
         connection: &Arc<HttpConnection>,
         token: String,
         kind: TransportType,
@@ -580,10 +663,10 @@ impl SignalR {
             identity,
             request,
         };
-        let shared = hub.shared.clone();
+        let run = hub.run(init, io);
         let registry = Arc::downgrade(&self.inner.connections);
         tokio::spawn(async move {
-            run_connection(shared, init, io).await;
+            run.await;
             Self::finish(&registry, &token);
         });
     }
@@ -591,7 +674,7 @@ impl SignalR {
     fn server_sent_events(
         &self,
         hub_path: &str,
-        hub: Hub,
+        hub: Endpoint,
         id: Option<String>,
         request: RequestInfo,
         identity: Option<Identity>,
@@ -642,7 +725,7 @@ impl SignalR {
     async fn long_poll(
         &self,
         hub_path: &str,
-        hub: Hub,
+        hub: Endpoint,
         id: Option<String>,
         request: RequestInfo,
         identity: Option<Identity>,
@@ -714,7 +797,7 @@ impl SignalR {
     async fn post(
         &self,
         hub_path: &str,
-        hub: &Hub,
+        hub: &Endpoint,
         id: Option<String>,
         body: Body,
     ) -> Response<Body> {

@@ -156,6 +156,7 @@ mod http;
 mod hub;
 mod identity;
 mod options;
+mod raw;
 
 #[doc(inline)]
 pub use self::args::{Arguments, SerializedMessage};
@@ -187,5 +188,7 @@ pub use self::identity::{
 };
 #[doc(inline)]
 pub use self::options::HubOptions;
+#[doc(inline)]
+pub use self::raw::RawConnection;
 #[doc(no_inline)]
 pub use tokio_util::sync::CancellationToken;

@@ -2,18 +2,15 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, StreamExt};
-use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use signalr_core::{
-    AvailableTransport, Binary, NegotiateResponse, RawValue, Timestamp, TransportType,
-};
+use signalr_core::{Binary, RawValue, Timestamp, TransportType};
 use signalr_server::{
-    Caller, CancellationToken, Clients, Groups, Hub, HubError, HubOptions, UploadStream,
+    Caller, CancellationToken, Clients, Groups, Hub, HubError, HubOptions, RawConnection,
+    UploadStream, authenticated,
 };
+
+use crate::auth::Jwt;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -36,11 +33,16 @@ fn invalid_operation(message: String) -> HubError {
     HubError::exception("InvalidOperationException", message)
 }
 
-/// `TestHub` of the interop contract (the parts that need no other transport than
-/// WebSockets, no authentication and no stateful reconnect).
-pub(crate) fn test_hub() -> Hub {
+/// `TestHub` of the interop contract, over the given transports. A valid bearer token sets
+/// the connection's user; none is required.
+pub(crate) fn test_hub(jwt: &Jwt, transports: impl IntoIterator<Item = TransportType>) -> Hub {
     Hub::builder("FunctionalTests.TestHub")
-        .options(HubOptions::default().enable_detailed_errors(true))
+        .options(
+            HubOptions::default()
+                .enable_detailed_errors(true)
+                .transports(transports),
+        )
+        .authenticator(jwt.clone())
         .method("Echo", |message: Option<String>| async move { message })
         .method("HelloWorld", || async { "Hello World!" })
         .method("Add", |a: i64, b: i64| async move { a.wrapping_add(b) })
@@ -276,44 +278,25 @@ pub(crate) fn uncreatable_hub() -> Hub {
         .build()
 }
 
-/// `POST /echo/negotiate`: a version-1 negotiate for the raw echo connection.
-pub(crate) async fn echo_negotiate() -> Response {
-    let mut response = NegotiateResponse::new(1);
-    response.connection_id = Some(format!("echo-{}", std::process::id()));
-    response.connection_token = Some("echo-token".into());
-    response
-        .available_transports
-        .push(AvailableTransport::new(TransportType::WebSockets));
-    let mut http = response.to_bytes().into_response();
-    http.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    http
+/// `/echo`: a raw connection (not a hub) that echoes every message back once.
+pub(crate) async fn echo(mut connection: RawConnection) {
+    while let Some(data) = connection.recv().await {
+        if connection.send(data).await.is_err() {
+            return;
+        }
+    }
+    connection.close().await;
 }
 
-/// `/echo`: a raw connection (not a hub) that echoes every message back once.
-pub(crate) async fn echo_endpoint(
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let Ok(upgrade) = upgrade else {
-        return (
-            StatusCode::NOT_FOUND,
-            "LongPolling transport not supported by this end point type",
-        )
-            .into_response();
-    };
-    upgrade.on_upgrade(|mut socket| async move {
-        while let Some(Ok(message)) = socket.recv().await {
-            let reply = match message {
-                Message::Text(text) => Message::Text(text),
-                Message::Binary(data) => Message::Binary(data),
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            if socket.send(reply).await.is_err() {
-                break;
-            }
-        }
-    })
+/// `HubWithAuthorization`: needs a valid bearer token.
+pub(crate) fn authorized_hub(jwt: &Jwt) -> Hub {
+    Hub::builder("FunctionalTests.HubWithAuthorization")
+        .options(HubOptions::default().enable_detailed_errors(true))
+        .authenticator(jwt.clone())
+        .authorize(authenticated())
+        .method("Echo", |message: Option<String>| async move { message })
+        .method("GetUserIdentifier", |caller: Caller| async move {
+            caller.user_id().map(str::to_owned)
+        })
+        .build()
 }

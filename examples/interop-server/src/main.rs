@@ -10,6 +10,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod auth;
 mod hubs;
 
 use std::sync::Arc;
@@ -20,14 +21,16 @@ use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use signalr_server::{Hub, SignalR};
+use signalr_core::TransportType;
+use signalr_server::{Hub, HubOptions, SignalR};
 
 #[derive(Clone)]
 struct App {
     test_hub: Hub,
     redirects: Arc<AtomicU64>,
+    jwt: auth::Jwt,
 }
 
 fn usage() -> ! {
@@ -50,19 +53,30 @@ async fn main() -> std::io::Result<()> {
         }
     }
 
-    let test_hub = hubs::test_hub();
+    let jwt = auth::Jwt::new();
+    let test_hub = hubs::test_hub(&jwt, TransportType::ALL);
     let app = App {
         test_hub: test_hub.clone(),
         redirects: Arc::new(AtomicU64::new(0)),
+        jwt: jwt.clone(),
     };
     let signalr = SignalR::new()
         .hub("/testhub", test_hub)
-        .hub("/uncreatable", hubs::uncreatable_hub());
+        .hub(
+            "/testhub-nowebsockets",
+            hubs::test_hub(
+                &jwt,
+                [TransportType::ServerSentEvents, TransportType::LongPolling],
+            ),
+        )
+        .hub("/authorizedhub", hubs::authorized_hub(&jwt))
+        .hub("/uncreatable", hubs::uncreatable_hub())
+        .connection("/echo", HubOptions::default(), hubs::echo);
 
     let router = Router::new()
         .route("/clientresult/{id}", get(client_result))
-        .route("/echo", any(hubs::echo_endpoint))
-        .route("/echo/negotiate", any(hubs::echo_negotiate))
+        .route("/generateJwtToken", get(generate_token))
+        .route("/generateJwtToken/{name}", get(generate_named_token))
         .with_state(app.clone())
         .fallback_service(signalr)
         .layer(middleware::from_fn_with_state(app, special_paths))
@@ -218,5 +232,22 @@ async fn client_result(
     {
         Ok(value) => value.to_string(),
         Err(err) => err.to_string(),
+    }
+}
+
+/// `GET /generateJwtToken`: a token for `testuser`.
+async fn generate_token(State(app): State<App>) -> Response {
+    token_response(&app, "testuser")
+}
+
+/// `GET /generateJwtToken/{name}`: a token for `name`.
+async fn generate_named_token(State(app): State<App>, Path(name): Path<String>) -> Response {
+    token_response(&app, &name)
+}
+
+fn token_response(app: &App, user: &str) -> Response {
+    match app.jwt.issue(user) {
+        Ok(token) => token.into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
     }
 }
