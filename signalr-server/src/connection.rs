@@ -17,8 +17,9 @@ use crate::identity::{Identity, Items, RequestInfo};
 /// What the connection's writer sends.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// Framed hub-protocol bytes.
-    Data(Bytes),
+    /// Framed hub-protocol bytes; `tracked` marks the messages stateful reconnect numbers
+    /// and buffers (invocations, stream items, completions, cancels).
+    Data { bytes: Bytes, tracked: bool },
     /// Send nothing more; close the transport cleanly.
     Close,
 }
@@ -46,7 +47,7 @@ impl Outbound {
 
     /// Queues `bytes` unless that would pass the limit (an empty queue takes any one
     /// message). Never waits.
-    fn try_push(&self, bytes: Bytes) -> Result<(), Bytes> {
+    fn try_push(&self, bytes: Bytes, tracked: bool) -> Result<(), Bytes> {
         let len = bytes.len();
         let mut current = self.queued.load(Ordering::Acquire);
         loop {
@@ -63,7 +64,7 @@ impl Outbound {
                 Err(actual) => current = actual,
             }
         }
-        if self.tx.send(Outgoing::Data(bytes)).is_err() {
+        if self.tx.send(Outgoing::Data { bytes, tracked }).is_err() {
             self.queued.fetch_sub(len, Ordering::AcqRel);
         }
         Ok(())
@@ -140,6 +141,103 @@ pub(crate) struct Connection {
     pub(crate) received_ping: AtomicBool,
     detailed_errors: bool,
     pub(crate) ping: Bytes,
+    /// Stateful reconnect bookkeeping, when the connection negotiated it.
+    pub(crate) stateful: Option<Stateful>,
+    /// Cancelled to drop the current transport abruptly (no Close, no close frame).
+    transport_drop: Mutex<CancellationToken>,
+}
+
+/// Stateful reconnect state: what was sent and not yet acknowledged, what was received.
+#[derive(Debug)]
+pub(crate) struct Stateful {
+    /// Sent trackable messages not yet acknowledged, with their sequence ids.
+    pub(crate) unacked: Mutex<std::collections::VecDeque<(i64, Bytes)>>,
+    pub(crate) unacked_bytes: AtomicUsize,
+    /// The sequence id the next sent trackable message gets.
+    pub(crate) next_sent: std::sync::atomic::AtomicI64,
+    /// Freed buffer space.
+    pub(crate) space: Notify,
+    pub(crate) limit: usize,
+    /// The sequence id of the next received trackable message.
+    pub(crate) next_received: std::sync::atomic::AtomicI64,
+    /// The highest received sequence id processed (later copies are duplicates).
+    pub(crate) processed: std::sync::atomic::AtomicI64,
+    /// The highest sequence id acknowledged to the client.
+    pub(crate) acked: std::sync::atomic::AtomicI64,
+}
+
+impl Stateful {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            unacked: Mutex::new(std::collections::VecDeque::new()),
+            unacked_bytes: AtomicUsize::new(0),
+            next_sent: std::sync::atomic::AtomicI64::new(1),
+            space: Notify::new(),
+            limit,
+            next_received: std::sync::atomic::AtomicI64::new(1),
+            processed: std::sync::atomic::AtomicI64::new(0),
+            acked: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// Numbers and keeps a sent trackable message.
+    pub(crate) fn record(&self, bytes: Bytes) {
+        let id = self.next_sent.fetch_add(1, Ordering::AcqRel);
+        self.unacked_bytes.fetch_add(bytes.len(), Ordering::AcqRel);
+        lock(&self.unacked).push_back((id, bytes));
+    }
+
+    /// Whether the buffer has room for more.
+    pub(crate) fn has_room(&self) -> bool {
+        self.unacked_bytes.load(Ordering::Acquire) < self.limit
+    }
+
+    /// The client acknowledged everything up to `id`.
+    pub(crate) fn ack(&self, id: i64) {
+        let mut unacked = lock(&self.unacked);
+        while unacked.front().is_some_and(|(seq, _)| *seq <= id) {
+            if let Some((_, bytes)) = unacked.pop_front() {
+                self.unacked_bytes.fetch_sub(bytes.len(), Ordering::AcqRel);
+            }
+        }
+        drop(unacked);
+        self.space.notify_waiters();
+    }
+
+    /// What to resend after a reconnect: the first sequence id and the messages.
+    pub(crate) fn resend(&self) -> (i64, Vec<Bytes>) {
+        let unacked = lock(&self.unacked);
+        let first = unacked
+            .front()
+            .map_or_else(|| self.next_sent.load(Ordering::Acquire), |(id, _)| *id);
+        (first, unacked.iter().map(|(_, b)| b.clone()).collect())
+    }
+
+    /// Counts a received trackable message; false when it is a duplicate to drop.
+    pub(crate) fn receive(&self) -> bool {
+        let id = self.next_received.fetch_add(1, Ordering::AcqRel);
+        if id <= self.processed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.processed.store(id, Ordering::Release);
+        true
+    }
+
+    /// The client's Sequence: the next message it sends has id `id`. Fails when that is
+    /// past what was received.
+    pub(crate) fn sequence(&self, id: i64) -> Result<(), ()> {
+        if id > self.processed.load(Ordering::Acquire) + 1 {
+            return Err(());
+        }
+        self.next_received.store(id, Ordering::Release);
+        Ok(())
+    }
+
+    /// The id to acknowledge, when something arrived since the last Ack.
+    pub(crate) fn pending_ack(&self) -> Option<i64> {
+        let processed = self.processed.load(Ordering::Acquire);
+        (self.acked.swap(processed, Ordering::AcqRel) < processed).then_some(processed)
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -170,6 +268,7 @@ impl Connection {
         request: RequestInfo,
         outbound_limit: usize,
         detailed_errors: bool,
+        stateful: Option<Stateful>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<Outgoing>) {
         let (outbound, rx) = Outbound::new(outbound_limit);
         // Writing a Ping cannot fail for a protocol that works at all; an empty frame is
@@ -193,6 +292,8 @@ impl Connection {
             received_ping: AtomicBool::new(false),
             detailed_errors,
             ping,
+            stateful,
+            transport_drop: Mutex::new(CancellationToken::new()),
         });
         (connection, rx)
     }
@@ -204,14 +305,23 @@ impl Connection {
         self.send_bytes(bytes)
     }
 
-    /// As [`send_message`](Self::send_message), for bytes already in this connection's
-    /// protocol.
+    /// As [`send_message`](Self::send_message), for an invocation already framed in this
+    /// connection's protocol.
     pub(crate) fn send_bytes(&self, bytes: Bytes) -> Result<(), Error> {
+        self.push(bytes, true)
+    }
+
+    /// Sends a message stateful reconnect does not track (ping, ack, sequence, handshake).
+    pub(crate) fn send_control(&self, bytes: Bytes) -> Result<(), Error> {
+        self.push(bytes, false)
+    }
+
+    fn push(&self, bytes: Bytes, tracked: bool) -> Result<(), Error> {
         if self.closed.is_cancelled() {
             return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
         }
         let len = bytes.len();
-        if self.outbound.try_push(bytes).is_err() {
+        if self.outbound.try_push(bytes, tracked).is_err() {
             tracing::warn!(
                 connection_id = %self.id,
                 queued = self.outbound.queued(),
@@ -236,7 +346,7 @@ impl Connection {
             let notified = self.outbound.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.outbound.try_push(bytes) {
+            match self.outbound.try_push(bytes, true) {
                 Ok(()) => return Ok(()),
                 Err(back) => bytes = back,
             }
@@ -281,11 +391,32 @@ impl Connection {
                 self.outbound
                     .queued
                     .fetch_add(bytes.len(), Ordering::AcqRel);
-                let _ = self.outbound.tx.send(Outgoing::Data(bytes));
+                let _ = self.outbound.tx.send(Outgoing::Data {
+                    bytes,
+                    tracked: false,
+                });
             }
         }
         self.outbound.close();
         self.closed.cancel();
+    }
+
+    /// A token cancelled when the current transport must be dropped.
+    pub(crate) fn transport_token(&self) -> CancellationToken {
+        lock(&self.transport_drop).clone()
+    }
+
+    /// Starts a new transport attachment; returns its drop token.
+    pub(crate) fn new_transport(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        *lock(&self.transport_drop) = token.clone();
+        token
+    }
+
+    /// Drops the current transport abruptly, as a network fault would: no Close message,
+    /// no close frame. With stateful reconnect the client can come back.
+    pub(crate) fn drop_transport(&self) {
+        lock(&self.transport_drop).cancel();
     }
 
     pub(crate) fn cause(&self) -> Option<CloseCause> {

@@ -3,7 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -11,14 +11,15 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use signalr_core::{
-    Completion, CompletionResult, HandshakeRequest, HandshakeResponse, HubMessage, HubProtocol,
-    MessageReader, ProtocolError, RawValue, StreamItem, TransferFormat, TransportType,
+    Ack, Completion, CompletionResult, HandshakeRequest, HandshakeResponse, HubMessage,
+    HubProtocol, MessageReader, ProtocolError, RawValue, Sequence, StreamItem, TransferFormat,
+    TransportType,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::connection::{CloseCause, Connection, ConnectionHandle, Outgoing};
+use crate::connection::{CloseCause, Connection, ConnectionHandle, Outgoing, Stateful};
 use crate::error::HubError;
 use crate::filter::{InvocationContext, LifecycleNext, Next};
 use crate::handler::{BindError, Call, Caller};
@@ -33,11 +34,14 @@ pub(crate) trait TransportSink: Send + 'static {
     fn close(&mut self) -> BoxFuture<'_, ()>;
 }
 
-/// A transport attached to a new connection.
+/// A transport attached to a connection.
 pub(crate) struct TransportIo {
     pub(crate) kind: TransportType,
     pub(crate) incoming: BoxStream<'static, Bytes>,
     pub(crate) sink: Box<dyn TransportSink>,
+    /// Set when the client closed the transport on purpose (a WebSocket close frame); an
+    /// incoming stream that ends without it was dropped, and stateful reconnect may follow.
+    pub(crate) graceful: Arc<AtomicBool>,
 }
 
 /// Who is connecting.
@@ -45,58 +49,162 @@ pub(crate) struct ConnectionInit {
     pub(crate) connection_id: String,
     pub(crate) identity: Option<Identity>,
     pub(crate) request: RequestInfo,
+    /// New transports for the same connection, when it negotiated stateful reconnect.
+    pub(crate) reattach: Option<mpsc::Receiver<TransportIo>>,
 }
 
 /// Largest transport frame the writer builds from queued messages.
 const MAX_BATCH: usize = 64 * 1024;
 
 async fn run_writer(
-    mut sink: Box<dyn TransportSink>,
+    sink: Box<dyn TransportSink>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     connection: Arc<Connection>,
+    mut sinks: mpsc::UnboundedReceiver<Box<dyn TransportSink>>,
 ) {
     let format = connection.protocol.transfer_format();
+    let stateful = connection.stateful.as_ref();
+    let mut sink = Some(sink);
+    let mut dropped = connection.transport_token();
     let mut batch: Vec<Bytes> = Vec::new();
     loop {
-        let Some(first) = rx.recv().await else { break };
-        let mut closing = false;
-        match first {
-            Outgoing::Data(bytes) => batch.push(bytes),
-            Outgoing::Close => closing = true,
-        }
-        let mut size: usize = batch.iter().map(Bytes::len).sum();
-        while !closing && size < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Outgoing::Data(bytes)) => {
-                    size += bytes.len();
-                    batch.push(bytes);
+        let first = tokio::select! {
+            item = rx.recv() => match item {
+                Some(item) => item,
+                None => break,
+            },
+            new = sinks.recv(), if stateful.is_some() => {
+                let Some(new) = new else { continue };
+                sink = Some(new);
+                dropped = connection.transport_token();
+                if let Some(state) = stateful {
+                    if !resend(&connection, state, &mut sink, format).await {
+                        sink = None;
+                    }
                 }
-                Ok(Outgoing::Close) => closing = true,
+                continue;
+            }
+            () = dropped.cancelled(), if sink.is_some() => {
+                // Dropped abruptly: no close frame.
+                sink = None;
+                if stateful.is_none() {
+                    connection.close(CloseCause::Client);
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut size = 0;
+        let attached = sink.is_some();
+        let mut closing = take(first, stateful, attached, &mut batch, &mut size);
+        while !closing && size < MAX_BATCH && stateful.is_none_or(Stateful::has_room) {
+            match rx.try_recv() {
+                Ok(item) => closing |= take(item, stateful, attached, &mut batch, &mut size),
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
+        if !batch.is_empty() && sink.is_some() {
             let frame = if batch.len() == 1 {
                 batch.pop().unwrap_or_default()
             } else {
                 let mut joined = BytesMut::with_capacity(size);
-                for part in batch.drain(..) {
-                    joined.extend_from_slice(&part);
+                for part in batch.iter() {
+                    joined.extend_from_slice(part);
                 }
                 joined.freeze()
             };
-            let sent = sink.send(frame, format).await;
-            connection.outbound.sent(size);
+            let sent = match &mut sink {
+                Some(s) => s.send(frame, format).await,
+                None => Ok(()),
+            };
             if sent.is_err() {
-                connection.close(CloseCause::Client);
-                break;
+                sink = None;
+                if stateful.is_none() {
+                    connection.outbound.sent(size);
+                    connection.close(CloseCause::Client);
+                    break;
+                }
             }
         }
+        batch.clear();
+        connection.outbound.sent(size);
         if closing {
-            sink.close().await;
+            if let Some(mut s) = sink.take() {
+                s.close().await;
+            }
             break;
         }
+        // With stateful reconnect, wait for acknowledgements before taking more.
+        if let Some(state) = stateful {
+            while !state.has_room() && !connection.closed.is_cancelled() {
+                let space = state.space.notified();
+                tokio::pin!(space);
+                space.as_mut().enable();
+                if state.has_room() {
+                    break;
+                }
+                tokio::select! {
+                    () = space => {}
+                    () = connection.closed.cancelled() => {}
+                }
+            }
+        }
     }
+}
+
+/// Adds a queued item to the batch (numbering and keeping it for stateful reconnect);
+/// returns true for the close marker.
+fn take(
+    item: Outgoing,
+    stateful: Option<&Stateful>,
+    attached: bool,
+    batch: &mut Vec<Bytes>,
+    size: &mut usize,
+) -> bool {
+    match item {
+        Outgoing::Data { bytes, tracked } => {
+            *size += bytes.len();
+            match stateful {
+                Some(state) if tracked => {
+                    state.record(bytes.clone());
+                    batch.push(bytes);
+                }
+                // Untracked messages (pings, acks) are not worth keeping while detached.
+                _ if !attached => {}
+                _ => batch.push(bytes),
+            }
+            false
+        }
+        Outgoing::Close => true,
+    }
+}
+
+/// After a reconnect: a Sequence, then every unacknowledged message, in order.
+async fn resend(
+    connection: &Connection,
+    state: &Stateful,
+    sink: &mut Option<Box<dyn TransportSink>>,
+    format: TransferFormat,
+) -> bool {
+    let (first, messages) = state.resend();
+    let Some(sink) = sink else { return false };
+    let Ok(sequence) = connection
+        .protocol
+        .to_bytes(&HubMessage::Sequence(Sequence::new(first)))
+    else {
+        return false;
+    };
+    let mut frame = BytesMut::from(sequence);
+    for message in messages {
+        if frame.len() + message.len() > MAX_BATCH
+            && !frame.is_empty()
+            && sink.send(frame.split().freeze(), format).await.is_err()
+        {
+            return false;
+        }
+        frame.extend_from_slice(&message);
+    }
+    frame.is_empty() || sink.send(frame.freeze(), format).await.is_ok()
 }
 
 /// Handles a connection from its first byte to its end.
@@ -169,8 +277,9 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
         kind,
         mut incoming,
         mut sink,
+        graceful,
     } = io;
-    let (protocol, _version, leftover) = match handshake(&shared, kind, &mut incoming).await {
+    let (protocol, version, leftover) = match handshake(&shared, kind, &mut incoming).await {
         Ok(ok) => ok,
         Err(error) => {
             if let Some(error) = error {
@@ -189,6 +298,13 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
     let user_id = shared
         .user_id_provider
         .user_id(init.identity.as_ref(), &init.request);
+    // Stateful reconnect needs it negotiated, WebSockets, and hub protocol version 2.
+    let reattach = init
+        .reattach
+        .filter(|_| kind == TransportType::WebSockets && version >= 2);
+    let stateful = reattach
+        .as_ref()
+        .map(|_| Stateful::new(shared.options.stateful_reconnect_buffer_size));
     let (connection, rx) = Connection::new(
         init.connection_id,
         protocol.clone(),
@@ -198,9 +314,11 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
         init.request,
         shared.options.outbound_buffer_limit,
         shared.options.enable_detailed_errors,
+        stateful,
     );
-    let _ = connection.send_bytes(HandshakeResponse::success().to_bytes());
-    let writer = tokio::spawn(run_writer(sink, rx, connection.clone()).in_current_span());
+    let _ = connection.send_control(HandshakeResponse::success().to_bytes());
+    let (sink_tx, sink_rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(run_writer(sink, rx, connection.clone(), sink_rx).in_current_span());
 
     let handle = ConnectionHandle(connection.clone());
     let hub_label = shared.name.clone();
@@ -221,7 +339,13 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
         );
         connection.close(CloseCause::Rejected(text));
     } else {
-        read_loop(&shared, &connection, &mut incoming, leftover, protocol).await;
+        let transport = Attached {
+            incoming,
+            graceful,
+            reattach,
+            sinks: sink_tx,
+        };
+        read_loop(&shared, &connection, transport, leftover, protocol).await;
     }
 
     // The end, whatever caused it.
@@ -235,7 +359,6 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
             tracing::warn!(error = %err, "on_disconnected failed");
         }
     }
-    drop(incoming);
     let _ = writer.await;
     tracing::debug!(cause = ?connection.cause(), "disconnected");
 }
@@ -310,15 +433,36 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The reading half of the connection's transport, and where replacements come from.
+struct Attached {
+    incoming: BoxStream<'static, Bytes>,
+    graceful: Arc<AtomicBool>,
+    reattach: Option<mpsc::Receiver<TransportIo>>,
+    sinks: mpsc::UnboundedSender<Box<dyn TransportSink>>,
+}
+
+impl Attached {
+    /// Takes a new transport: reading switches to it, writing resends and goes on.
+    fn swap(&mut self, connection: &Connection, io: TransportIo) {
+        // Whatever is left of the old transport is dropped without a close frame.
+        connection.drop_transport();
+        connection.new_transport();
+        self.incoming = io.incoming;
+        self.graceful = io.graceful;
+        let _ = self.sinks.send(io.sink);
+    }
+}
+
 async fn read_loop(
     shared: &Arc<HubShared>,
     connection: &Arc<Connection>,
-    incoming: &mut BoxStream<'static, Bytes>,
+    mut transport: Attached,
     leftover: BytesMut,
     protocol: Arc<dyn HubProtocol>,
 ) {
     let options = &shared.options;
-    let mut reader = MessageReader::new(protocol, options.maximum_receive_message_size);
+    let mut reader: MessageReader<Arc<dyn HubProtocol>> =
+        MessageReader::new(protocol, options.maximum_receive_message_size);
     reader.feed(&leftover);
     let invocations = Arc::new(Semaphore::new(
         options.maximum_parallel_invocations_per_client,
@@ -331,6 +475,9 @@ async fn read_loop(
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_received = Instant::now();
     let mut got_data = true;
+    let mut acks = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut dropped = connection.transport_token();
+    let mut detached_since: Option<tokio::time::Instant> = None;
     loop {
         // Parse and dispatch whatever is complete. Time spent dispatching does not count
         // against the client timeout: the clock restarts when dispatching is done.
@@ -338,6 +485,13 @@ async fn read_loop(
             match reader.next_message() {
                 Ok(Some(message)) => {
                     metrics::counter!("signalr_messages_received_total", "hub" => shared.name.clone()).increment(1);
+                    if message.is_trackable() {
+                        if let Some(state) = &connection.stateful {
+                            if !state.receive() {
+                                continue;
+                            }
+                        }
+                    }
                     dispatch(shared, connection, &invocations, message).await;
                     if connection.closed.is_cancelled() {
                         return;
@@ -361,21 +515,71 @@ async fn read_loop(
         } else {
             tokio::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600)
         };
+        let stateful = connection.stateful.is_some();
+        let reconnect_deadline = detached_since.map_or_else(
+            || tokio::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600),
+            |since| since + options.disconnect_timeout,
+        );
         tokio::select! {
-            chunk = incoming.next() => match chunk {
+            chunk = transport.incoming.next(), if detached_since.is_none() => match chunk {
                 Some(chunk) => {
                     got_data = true;
                     reader.feed_bytes(chunk);
                 }
                 None => {
+                    if stateful && !transport.graceful.load(Ordering::Acquire) {
+                        tracing::debug!("transport dropped; waiting for a stateful reconnect");
+                        connection.drop_transport();
+                        detached_since = Some(tokio::time::Instant::now());
+                    } else {
+                        connection.close(CloseCause::Client);
+                        return;
+                    }
+                }
+            },
+            () = dropped.cancelled(), if detached_since.is_none() => {
+                // Let go of the socket's reading half; with the writer's half gone too, the
+                // socket closes without a close frame.
+                transport.incoming = futures_util::stream::empty().boxed();
+                if stateful {
+                    detached_since = Some(tokio::time::Instant::now());
+                } else {
                     connection.close(CloseCause::Client);
                     return;
                 }
-            },
-            _ = keep_alive.tick(), if !inherent_keep_alive => {
-                let _ = connection.send_bytes(connection.ping.clone());
             }
-            () = tokio::time::sleep_until(timeout_at) => {
+            io = async {
+                match transport.reattach.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            }, if stateful => {
+                let Some(io) = io else { continue };
+                tracing::debug!("stateful reconnect");
+                transport.swap(connection, io);
+                dropped = connection.transport_token();
+                detached_since = None;
+                got_data = true;
+                // The client starts its half with a Sequence; partial data from the old
+                // transport is gone.
+                reader = MessageReader::new(connection.protocol.clone(), options.maximum_receive_message_size);
+            }
+            () = tokio::time::sleep_until(reconnect_deadline), if detached_since.is_some() => {
+                tracing::debug!("no stateful reconnect in time");
+                connection.close(CloseCause::Client);
+                return;
+            }
+            _ = acks.tick(), if stateful && detached_since.is_none() => {
+                if let Some(id) = connection.stateful.as_ref().and_then(Stateful::pending_ack) {
+                    if let Ok(bytes) = connection.protocol.to_bytes(&HubMessage::Ack(Ack::new(id))) {
+                        let _ = connection.send_control(bytes);
+                    }
+                }
+            }
+            _ = keep_alive.tick(), if !inherent_keep_alive && detached_since.is_none() => {
+                let _ = connection.send_control(connection.ping.clone());
+            }
+            () = tokio::time::sleep_until(timeout_at), if detached_since.is_none() => {
                 let detail = HubError::exception(
                     "OperationCanceledException",
                     "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.",
@@ -460,7 +664,22 @@ async fn dispatch(
                 _ => CloseCause::Client,
             });
         }
-        // Ack and Sequence only matter with stateful reconnect; other types are ignored.
+        HubMessage::Ack(ack) => {
+            if let Some(state) = &connection.stateful {
+                state.ack(ack.sequence_id);
+            }
+        }
+        HubMessage::Sequence(sequence) => {
+            if let Some(state) = &connection.stateful {
+                if state.sequence(sequence.sequence_id).is_err() {
+                    let detail = HubError::exception(
+                        "InvalidOperationException",
+                        "Sequence ID greater than amount of messages we've received.",
+                    );
+                    connection.close(CloseCause::Error(Some(detail)));
+                }
+            }
+        }
         _ => {}
     }
 }

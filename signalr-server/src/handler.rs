@@ -146,6 +146,14 @@ impl Caller {
         self.connection.close(CloseCause::Aborted);
     }
 
+    /// Drops the connection's transport abruptly, as a network fault would: no Close
+    /// message, no close frame. A client with stateful reconnect comes back on a new
+    /// transport and nothing is lost; any other client is disconnected. For testing fault
+    /// handling.
+    pub fn drop_transport(&self) {
+        self.connection.drop_transport();
+    }
+
     /// A token cancelled when the connection ends.
     pub fn closed(&self) -> CancellationToken {
         self.connection.closed.clone()

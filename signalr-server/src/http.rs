@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -111,6 +112,10 @@ struct HttpState {
     /// Feeds POST bodies into the connection (Server-Sent Events, Long Polling).
     input: Option<mpsc::Sender<Bytes>>,
     long_poll: Option<Arc<LongPoll>>,
+    /// Negotiated stateful reconnect.
+    stateful: bool,
+    /// Where a reconnecting WebSocket goes, for a stateful connection.
+    reattach: Option<mpsc::Sender<TransportIo>>,
 }
 
 impl HttpConnection {
@@ -473,6 +478,9 @@ impl SignalR {
                         connection_id.clone()
                     };
                     let mut response = NegotiateResponse::new(version);
+                    response.use_stateful_reconnect = hub.options().allow_stateful_reconnects
+                        && query_param(query, "useStatefulReconnect")
+                            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
                     response.connection_id = Some(connection_id.clone());
                     response.connection_token = Some(token.clone());
                     for transport in &hub.options().transports {
@@ -487,7 +495,10 @@ impl SignalR {
                             hub_path: hub_path.to_owned(),
                             created: Instant::now(),
                             disconnect_timeout: hub.options().disconnect_timeout,
-                            state: Mutex::new(HttpState::default()),
+                            state: Mutex::new(HttpState {
+                                stateful: response.use_stateful_reconnect,
+                                ..HttpState::default()
+                            }),
                         },
                     );
                     response
@@ -565,6 +576,7 @@ impl SignalR {
         identity: Option<Identity>,
         upgrade: WebSocketUpgrade,
     ) -> Response<Body> {
+        let mut reattach = None;
         let (connection_id, token) = match id {
             None => {
                 if !hub.options().allows(TransportType::WebSockets) {
@@ -588,50 +600,49 @@ impl SignalR {
                 (id.clone(), id)
             }
             Some(token) => {
+                if let Some(target) = self.reattach_target(hub_path, &token) {
+                    let options = hub.options().clone();
+                    return configure(upgrade, &options).on_upgrade(move |socket| async move {
+                        // The connection may have given up in the meantime; the socket
+                        // is then dropped.
+                        let _ = target.send(websocket_io(socket)).await;
+                    });
+                }
                 match self.claim(hub_path, &hub, Some(&token), TransportType::WebSockets) {
-                    Ok(connection) => (connection.connection_id.clone(), token),
+                    Ok(connection) => {
+                        let mut state = connection.state();
+                        if state.stateful {
+                            let (tx, rx) = mpsc::channel(1);
+                            state.reattach = Some(tx);
+                            reattach = Some(rx);
+                        }
+                        drop(state);
+                        (connection.connection_id.clone(), token)
+                    }
                     Err(response) => return response,
                 }
             }
         };
         let options = hub.options().clone();
-        let ws_limit = options
-            .maximum_receive_message_size
-            .map_or(usize::MAX, |limit| {
-                limit.saturating_mul(4).saturating_add(4096)
-            });
         let registry = Arc::downgrade(&self.inner.connections);
-        upgrade
-            .read_buffer_size(options.websocket_read_buffer_size)
-            .write_buffer_size(options.websocket_write_buffer_size)
-            .max_message_size(ws_limit)
-            .max_frame_size(ws_limit)
-            .on_upgrade(move |socket| async move {
-                let (sink, stream) = socket.split();
-                let incoming = futures_util::stream::unfold(stream, |mut stream| async move {
-                    loop {
-                        match stream.next().await? {
-                            Ok(Message::Text(text)) => return Some((Bytes::from(text), stream)),
-                            Ok(Message::Binary(data)) => return Some((data, stream)),
-                            Ok(Message::Close(_)) | Err(_) => return None,
-                            Ok(_) => {}
-                        }
-                    }
-                })
-                .boxed();
-                let io = TransportIo {
-                    kind: TransportType::WebSockets,
-                    incoming,
-                    sink: Box::new(WebSocketSink(sink)),
-                };
-                let init = ConnectionInit {
-                    connection_id,
-                    identity,
-                    request,
-                };
-                hub.run(init, io).await;
-                Self::finish(&registry, &token);
-            })
+        configure(upgrade, &options).on_upgrade(move |socket| async move {
+            let io = websocket_io(socket);
+            let init = ConnectionInit {
+                connection_id,
+                identity,
+                request,
+                reattach,
+            };
+            hub.run(init, io).await;
+            Self::finish(&registry, &token);
+        })
+    }
+
+    /// The reconnect channel of a stateful WebSocket connection, if `token` names one.
+    fn reattach_target(&self, hub_path: &str, token: &str) -> Option<mpsc::Sender<TransportIo>> {
+        let connection = self.lookup(hub_path, token)?;
+        let state = connection.state();
+        state.reattach.clone().filter(|tx| !tx.is_closed())
     }
 
     /// Starts the connection's hub side fed by POST bodies, for SSE and long polling.
@@ -657,11 +668,13 @@ impl SignalR {
             kind,
             incoming,
             sink,
+            graceful: Arc::new(AtomicBool::new(true)),
         };
         let init = ConnectionInit {
             connection_id: connection.connection_id.clone(),
             identity,
             request,
+            reattach: None,
         };
         let run = hub.run(init, io);
         let registry = Arc::downgrade(&self.inner.connections);
@@ -758,9 +771,7 @@ impl SignalR {
             return poll_response(StatusCode::OK, Bytes::new());
         };
         let mine = CancellationToken::new();
-        let number = poll
-            .polls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let number = poll.polls.fetch_add(1, Ordering::Relaxed);
         if let Some((_, previous)) = lock(&poll.current).replace((number, mine.clone())) {
             previous.cancel();
         }
@@ -859,6 +870,47 @@ impl SignalR {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Whole-value assignments only; a poisoned value is still consistent.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn configure(upgrade: WebSocketUpgrade, options: &HubOptions) -> WebSocketUpgrade {
+    let limit = options
+        .maximum_receive_message_size
+        .map_or(usize::MAX, |limit| {
+            limit.saturating_mul(4).saturating_add(4096)
+        });
+    upgrade
+        .read_buffer_size(options.websocket_read_buffer_size)
+        .write_buffer_size(options.websocket_write_buffer_size)
+        .max_message_size(limit)
+        .max_frame_size(limit)
+}
+
+/// A WebSocket as a transport: text and binary messages in, a flag for a clean close.
+fn websocket_io(socket: WebSocket) -> TransportIo {
+    let (sink, stream) = socket.split();
+    let graceful = Arc::new(AtomicBool::new(false));
+    let flag = graceful.clone();
+    let incoming = futures_util::stream::unfold((stream, flag), |(mut stream, flag)| async move {
+        loop {
+            match stream.next().await? {
+                Ok(Message::Text(text)) => return Some((Bytes::from(text), (stream, flag))),
+                Ok(Message::Binary(data)) => return Some((data, (stream, flag))),
+                Ok(Message::Close(_)) => {
+                    flag.store(true, Ordering::Release);
+                    return None;
+                }
+                Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    })
+    .boxed();
+    TransportIo {
+        kind: TransportType::WebSockets,
+        incoming,
+        sink: Box::new(WebSocketSink(sink)),
+        graceful,
+    }
 }
 
 /// Drops negotiated connections whose transport never came, and long-polling connections

@@ -32,6 +32,8 @@ pub struct HubOptions {
     pub(crate) disconnect_timeout: Duration,
     pub(crate) transports: Vec<TransportType>,
     pub(crate) long_polling_timeout: Duration,
+    pub(crate) allow_stateful_reconnects: bool,
+    pub(crate) stateful_reconnect_buffer_size: usize,
 }
 
 impl Default for HubOptions {
@@ -51,6 +53,8 @@ impl Default for HubOptions {
             disconnect_timeout: Duration::from_secs(15),
             transports: TransportType::ALL.to_vec(),
             long_polling_timeout: Duration::from_secs(90),
+            allow_stateful_reconnects: false,
+            stateful_reconnect_buffer_size: 100_000,
         }
     }
 }
@@ -159,6 +163,22 @@ impl HubOptions {
     /// again). Default: 90 seconds.
     pub fn long_polling_timeout(mut self, timeout: Duration) -> Self {
         self.long_polling_timeout = timeout;
+        self
+    }
+
+    /// Whether clients that ask for stateful reconnect (`useStatefulReconnect=true` on
+    /// negotiate, WebSockets, hub protocol version 2) get it: a dropped WebSocket can be
+    /// replaced within [`disconnect_timeout`](Self::disconnect_timeout) without losing a
+    /// message either way. Default: false.
+    pub fn allow_stateful_reconnects(mut self, allow: bool) -> Self {
+        self.allow_stateful_reconnects = allow;
+        self
+    }
+
+    /// Bytes of sent but unacknowledged messages kept per stateful connection; beyond it,
+    /// sending waits for the client's acknowledgements. Default: 100,000.
+    pub fn stateful_reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.stateful_reconnect_buffer_size = bytes.max(1);
         self
     }
 

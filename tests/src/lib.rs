@@ -114,3 +114,116 @@ pub fn run_node_script(script: &str, args: &[String], timeout: Duration) -> Resu
         }
     }
 }
+
+impl ChildGuard {
+    /// Starts `command` with stdout piped, and waits at most `timeout` for a line starting
+    /// with `prefix` (such as a server's `listening on http://...`). Returns the guard and
+    /// the rest of that line, trimmed. Other stdout lines are copied to the test's stderr,
+    /// so the child never blocks on a full pipe.
+    pub fn spawn_until_line(
+        command: &mut Command,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<(Self, String), String> {
+        use std::io::BufRead as _;
+        let mut guard = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map(ChildGuard)
+            .map_err(|e| format!("spawn {command:?}: {e}"))?;
+        let stdout = guard.0.stdout.take().expect("piped stdout");
+        let wanted = prefix.to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut found = false;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                match line.strip_prefix(&wanted) {
+                    Some(rest) if !found => {
+                        found = true;
+                        let _ = tx.send(rest.trim().to_owned());
+                    }
+                    _ => eprintln!("{line}"),
+                }
+            }
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(rest) => Ok((guard, rest)),
+            Err(_) => Err(format!(
+                "{command:?} printed no line starting with {prefix:?} within {timeout:?}"
+            )),
+        }
+    }
+}
+
+/// Waits at most `timeout` for `child` to exit and collects its output; kills it (by its
+/// pid) on timeout.
+fn output_within(child: Child, what: &str, timeout: Duration) -> Result<Output, String> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.map_err(|e| format!("{what}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            Err(format!("{what} did not finish within {timeout:?}"))
+        }
+    }
+}
+
+/// Runs `code` as an ES module with `node --input-type=module -e` (so top-level `await`
+/// works) in `tests/node`, with `args` as `process.argv[1..]`, failing after `timeout`.
+pub fn run_node_eval(code: &str, args: &[String], timeout: Duration) -> Result<Output, String> {
+    let child = Command::new("node")
+        .args(["--input-type=module", "-e", code])
+        .args(args)
+        .current_dir(node_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn node: {e}"))?;
+    output_within(child, "node -e", timeout)
+}
+
+/// An HTTP response as Node's `fetch` saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` header, or empty.
+    pub content_type: String,
+    /// The body, as text.
+    pub body: String,
+}
+
+/// `GET url` with Node's built-in `fetch`, as a browser would load a page or a script.
+pub fn node_fetch(url: &str, timeout: Duration) -> Result<Fetched, String> {
+    const FETCH: &str = r#"
+        const response = await fetch(process.argv[1]);
+        const body = await response.text();
+        process.stdout.write(`${response.status}\n${response.headers.get("content-type") ?? ""}\n${body}`);
+    "#;
+    let output = run_node_eval(FETCH, &[url.to_owned()], timeout)?;
+    if !output.status.success() {
+        return Err(format!(
+            "fetch {url} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let text = String::from_utf8(output.stdout).map_err(|e| format!("fetch {url}: {e}"))?;
+    let mut parts = text.splitn(3, '\n');
+    let status = parts.next().and_then(|s| s.parse().ok());
+    let (Some(status), Some(content_type), Some(body)) = (status, parts.next(), parts.next())
+    else {
+        return Err(format!("fetch {url}: unexpected output {text:?}"));
+    };
+    Ok(Fetched {
+        status,
+        content_type: content_type.to_owned(),
+        body: body.to_owned(),
+    })
+}

@@ -35,12 +35,17 @@ fn invalid_operation(message: String) -> HubError {
 
 /// `TestHub` of the interop contract, over the given transports. A valid bearer token sets
 /// the connection's user; none is required.
-pub(crate) fn test_hub(jwt: &Jwt, transports: impl IntoIterator<Item = TransportType>) -> Hub {
+pub(crate) fn test_hub(
+    jwt: &Jwt,
+    transports: impl IntoIterator<Item = TransportType>,
+    stateful: bool,
+) -> Hub {
     Hub::builder("FunctionalTests.TestHub")
         .options(
             HubOptions::default()
                 .enable_detailed_errors(true)
-                .transports(transports),
+                .transports(transports)
+                .allow_stateful_reconnects(stateful),
         )
         .authenticator(jwt.clone())
         .method("Echo", |message: Option<String>| async move { message })
@@ -261,6 +266,9 @@ pub(crate) fn test_hub(jwt: &Jwt, transports: impl IntoIterator<Item = Transport
             "x".repeat(usize::try_from(n).unwrap_or(0).min(16 * 1024 * 1024))
         })
         .method("Abort", |caller: Caller| async move { caller.abort() })
+        .method("DropTransport", |caller: Caller| async move {
+            caller.drop_transport();
+        })
         .build()
 }
 

@@ -40,6 +40,13 @@ fn usage() -> ! {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut bind = "127.0.0.1:0".to_owned();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -54,7 +61,7 @@ async fn main() -> std::io::Result<()> {
     }
 
     let jwt = auth::Jwt::new();
-    let test_hub = hubs::test_hub(&jwt, TransportType::ALL);
+    let test_hub = hubs::test_hub(&jwt, TransportType::ALL, false);
     let app = App {
         test_hub: test_hub.clone(),
         redirects: Arc::new(AtomicU64::new(0)),
@@ -67,7 +74,12 @@ async fn main() -> std::io::Result<()> {
             hubs::test_hub(
                 &jwt,
                 [TransportType::ServerSentEvents, TransportType::LongPolling],
+                false,
             ),
+        )
+        .hub(
+            "/testhub-stateful",
+            hubs::test_hub(&jwt, TransportType::ALL, true),
         )
         .hub("/authorizedhub", hubs::authorized_hub(&jwt))
         .hub("/uncreatable", hubs::uncreatable_hub())
