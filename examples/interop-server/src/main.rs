@@ -25,6 +25,7 @@ use axum::routing::get;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use signalr_core::TransportType;
 use signalr_server::{Hub, HubOptions, SignalR};
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
 
 #[derive(Clone)]
 struct App {
@@ -92,7 +93,8 @@ async fn main() -> std::io::Result<()> {
         .with_state(app.clone())
         .fallback_service(signalr)
         .layer(middleware::from_fn_with_state(app, special_paths))
-        .layer(middleware::from_fn(cors));
+        .layer(cors())
+        .layer(middleware::from_fn(options_no_content));
 
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -120,36 +122,23 @@ async fn shutdown() {
     let _ = ctrl_c.await;
 }
 
-/// CORS as the functional tests' server does it: echo the origin, allow credentials, echo
-/// requested methods and headers; every OPTIONS is 204.
-async fn cors(request: Request, next: Next) -> Response {
-    let origin = request.headers().get(header::ORIGIN).cloned();
-    let method = request
-        .headers()
-        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-        .cloned();
-    let headers = request
-        .headers()
-        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-        .cloned();
-    let mut response = if request.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(request).await
-    };
-    let h = response.headers_mut();
-    if let Some(origin) = origin {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-    }
-    if let Some(method) = method {
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, method);
-    }
-    if let Some(headers) = headers {
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, headers);
+/// CORS as the functional tests' server does it, with tower-http: the origin, requested
+/// methods and requested headers are echoed, with credentials allowed.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true)
+}
+
+/// Every `OPTIONS` answers 204, as in the reference server, with the CORS headers the
+/// layer inside added.
+async fn options_no_content(request: Request, next: Next) -> Response {
+    let options = request.method() == Method::OPTIONS;
+    let mut response = next.run(request).await;
+    if options {
+        *response.status_mut() = StatusCode::NO_CONTENT;
     }
     response
 }
