@@ -227,3 +227,61 @@ pub fn node_fetch(url: &str, timeout: Duration) -> Result<Fetched, String> {
         body: body.to_owned(),
     })
 }
+
+/// Runs Node's built-in test runner, `node --test --test-reporter=tap FILES...`, in
+/// `tests/node` with the extra environment variables `env`, failing after `timeout`.
+///
+/// The runner exits 0 when every test passed; tests marked `todo` may fail without failing
+/// the run (TAP marks them `# TODO`). Node runs each file in a child process of its own, so
+/// on Unix the runner gets a process group of its own and, on timeout, that whole group
+/// (the runner and the children it started) is killed.
+pub fn run_node_tests(
+    files: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Output, String> {
+    let mut command = Command::new("node");
+    command
+        .arg("--test")
+        .arg("--test-reporter=tap")
+        .args(files)
+        .envs(env.iter().copied())
+        .current_dir(node_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let what = format!("node --test {}", files.join(" "));
+    let child = command.spawn().map_err(|e| format!("spawn {what}: {e}"))?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.map_err(|e| format!("{what}: {e}")),
+        Err(_) => {
+            // On Unix the runner leads its own process group: `-PID` names the group.
+            let target = if cfg!(unix) {
+                format!("-{pid}")
+            } else {
+                pid.to_string()
+            };
+            let _ = Command::new("kill").args(["-9", "--", &target]).status();
+            let partial = rx
+                .recv_timeout(Duration::from_secs(5))
+                .ok()
+                .and_then(Result::ok)
+                .map(|o| {
+                    format!(
+                        "\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    )
+                })
+                .unwrap_or_default();
+            Err(format!("{what} did not finish within {timeout:?}{partial}"))
+        }
+    }
+}

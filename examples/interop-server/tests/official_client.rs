@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use signalr_tests::{node, require, run_node_tests, spawn_listening};
+use signalr_tests::{ChildGuard, node, require, run_node_tests};
 
 /// The Node test files (in `tests/node`) this test runs.
 const NODE_TEST_FILES: &[&str] = &["interop-ws-hub.test.mjs", "interop-ws-endpoints.test.mjs"];
@@ -17,8 +17,9 @@ const NODE_TEST_FILES: &[&str] = &["interop-ws-hub.test.mjs", "interop-ws-endpoi
 #[test]
 fn official_js_client_against_interop_server_over_websockets() {
     let Some(_) = require(node()) else { return };
-    let (server, url) = spawn_listening(
+    let (server, url) = ChildGuard::spawn_until_line(
         Command::new(env!("CARGO_BIN_EXE_interop-server")).args(["--bind", "127.0.0.1:0"]),
+        "listening on ",
         Duration::from_secs(30),
     )
     .unwrap();

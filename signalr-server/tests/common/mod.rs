@@ -363,9 +363,10 @@ pub async fn ws_connect(
     }
     let stream = socket.connect(addr).await.unwrap();
     let url = format!("ws://{addr}{path_and_query}");
-    let (ws, _response) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::client_async(url, stream))
-        .await
-        .expect("WebSocket connect timed out")?;
+    let (ws, _response) =
+        tokio::time::timeout(TIMEOUT, tokio_tungstenite::client_async(url, stream))
+            .await
+            .expect("WebSocket connect timed out")?;
     Ok(ws)
 }
 
@@ -534,7 +535,10 @@ impl Client {
             let response = negotiate(addr, &options.path, &query).await;
             assert_eq!(response.status, 200, "negotiate: {}", response.text());
             let body = response.json();
-            let id = body["connectionId"].as_str().expect("connectionId").to_owned();
+            let id = body["connectionId"]
+                .as_str()
+                .expect("connectionId")
+                .to_owned();
             let token = body["connectionToken"]
                 .as_str()
                 .expect("connectionToken")
@@ -600,7 +604,9 @@ impl Client {
 
     pub async fn send_bytes(&mut self, bytes: Bytes) {
         let frame = match self.protocol.transfer_format() {
-            TransferFormat::Text => Message::Text(String::from_utf8(bytes.to_vec()).unwrap().into()),
+            TransferFormat::Text => {
+                Message::Text(String::from_utf8(bytes.to_vec()).unwrap().into())
+            }
             TransferFormat::Binary => Message::Binary(bytes),
         };
         self.ws.send(frame).await.unwrap();
@@ -643,7 +649,12 @@ impl Client {
         .await;
     }
 
-    pub async fn send_stream_invocation(&mut self, id: &str, target: &str, args: serde_json::Value) {
+    pub async fn send_stream_invocation(
+        &mut self,
+        id: &str,
+        target: &str,
+        args: serde_json::Value,
+    ) {
         let args = self.encode_args(&args);
         self.send(StreamInvocation::new(id, target, args).into())
             .await;
@@ -730,7 +741,11 @@ impl Client {
     }
 
     /// Reads until a message matches, keeping the others (pings excepted) for later.
-    pub async fn wait_for(&mut self, what: &str, matches: impl Fn(&HubMessage) -> bool) -> HubMessage {
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        matches: impl Fn(&HubMessage) -> bool,
+    ) -> HubMessage {
         if let Some(pos) = self.backlog.iter().position(&matches) {
             return self.backlog.remove(pos).unwrap();
         }
@@ -747,7 +762,9 @@ impl Client {
             };
             match event {
                 None => panic!("timed out waiting for {what}; got {skipped:?}"),
-                Some(Event::Closed) => panic!("connection closed while waiting for {what}; got {skipped:?}"),
+                Some(Event::Closed) => {
+                    panic!("connection closed while waiting for {what}; got {skipped:?}")
+                }
                 Some(Event::Message(HubMessage::Ping)) => {}
                 Some(Event::Message(message)) if matches(&message) => {
                     self.backlog.extend(skipped);
@@ -761,14 +778,20 @@ impl Client {
     /// Waits for the completion of invocation `id`.
     pub async fn completion(&mut self, id: &str) -> Completion {
         let message = self
-            .wait_for(&format!("completion '{id}'"), |m| {
-                matches!(m, HubMessage::Completion(c) if c.invocation_id == id)
-            })
+            .wait_for(
+                &format!("completion '{id}'"),
+                |m| matches!(m, HubMessage::Completion(c) if c.invocation_id == id),
+            )
             .await;
         match message {
             HubMessage::Completion(c) => c,
             _ => unreachable!(),
         }
+    }
+
+    /// Forgets the messages kept while waiting for others; returns them.
+    pub fn take_backlog(&mut self) -> Vec<HubMessage> {
+        self.backlog.drain(..).collect()
     }
 
     /// Invokes `target` and waits for its completion.
@@ -779,7 +802,11 @@ impl Client {
     }
 
     /// Invokes `target` and returns its result, panicking on an error.
-    pub async fn invoke_value<T: DeserializeOwned>(&mut self, target: &str, args: serde_json::Value) -> T {
+    pub async fn invoke_value<T: DeserializeOwned>(
+        &mut self,
+        target: &str,
+        args: serde_json::Value,
+    ) -> T {
         let completion = self.invoke(target, args).await;
         match completion.result {
             CompletionResult::Value(v) => v.deserialize_owned().unwrap(),
