@@ -116,7 +116,16 @@ impl CloseCause {
     }
 }
 
-pub(crate) type UploadItem = Result<RawValue, HubError>;
+/// What feeds an upload stream.
+#[derive(Debug)]
+pub(crate) enum UploadItem {
+    /// An item.
+    Item(RawValue),
+    /// The client ended the stream with an error.
+    Error(HubError),
+    /// The client ended the stream normally.
+    End,
+}
 
 /// A connected client.
 pub(crate) struct Connection {

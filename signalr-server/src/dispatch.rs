@@ -4,7 +4,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::connection::{CloseCause, Connection, ConnectionHandle, Outgoing, Stateful};
+use crate::connection::{CloseCause, Connection, ConnectionHandle, Outgoing, Stateful, UploadItem};
 use crate::error::HubError;
 use crate::filter::{InvocationContext, LifecycleNext, Next};
 use crate::handler::{BindError, Call, Caller};
@@ -39,9 +39,28 @@ pub(crate) struct TransportIo {
     pub(crate) kind: TransportType,
     pub(crate) incoming: BoxStream<'static, Bytes>,
     pub(crate) sink: Box<dyn TransportSink>,
-    /// Set when the client closed the transport on purpose (a WebSocket close frame); an
-    /// incoming stream that ends without it was dropped, and stateful reconnect may follow.
-    pub(crate) graceful: Arc<AtomicBool>,
+    /// How the incoming stream ended, once it has.
+    pub(crate) end: Arc<TransportEnd>,
+}
+
+/// How a transport's incoming stream ended.
+#[derive(Debug, Default)]
+pub(crate) struct TransportEnd {
+    /// The client closed it on purpose (a WebSocket close frame). Without it, the transport
+    /// was dropped and stateful reconnect may follow.
+    pub(crate) graceful: AtomicBool,
+    /// Reading failed (a protocol error, an oversized frame, a reset).
+    pub(crate) failed: AtomicBool,
+}
+
+impl TransportEnd {
+    /// Flags for a transport that always ends cleanly (SSE and long polling end by request).
+    pub(crate) fn graceful() -> Arc<Self> {
+        Arc::new(Self {
+            graceful: AtomicBool::new(true),
+            failed: AtomicBool::new(false),
+        })
+    }
 }
 
 /// Who is connecting.
@@ -56,29 +75,71 @@ pub(crate) struct ConnectionInit {
 /// Largest transport frame the writer builds from queued messages.
 const MAX_BATCH: usize = 64 * 1024;
 
+/// Sends one frame, giving up after `timeout` (a client that stopped reading).
+async fn send_within(
+    sink: &mut dyn TransportSink,
+    frame: Bytes,
+    format: TransferFormat,
+    timeout: Duration,
+) -> Result<(), ()> {
+    match tokio::time::timeout(timeout, sink.send(frame, format)).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::debug!("transport send timed out");
+            Err(())
+        }
+    }
+}
+
+/// How the writer behaves.
+struct WriterConfig {
+    /// Ping this often (not on transports with their own keep-alive).
+    keep_alive: Option<Duration>,
+    /// Give up on a send after this long.
+    send_timeout: Duration,
+}
+
 async fn run_writer(
     sink: Box<dyn TransportSink>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     connection: Arc<Connection>,
     mut sinks: mpsc::UnboundedReceiver<Box<dyn TransportSink>>,
+    config: WriterConfig,
 ) {
     let format = connection.protocol.transfer_format();
     let stateful = connection.stateful.as_ref();
     let mut sink = Some(sink);
     let mut dropped = connection.transport_token();
     let mut batch: Vec<Bytes> = Vec::new();
+    // Pings go straight to the transport from here, whatever the reading side is doing (a
+    // slow invocation, a full upload buffer), every interval as ASP.NET Core does.
+    let period = config.keep_alive.unwrap_or(Duration::from_secs(3600));
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
             item = rx.recv() => match item {
                 Some(item) => item,
                 None => break,
             },
+            _ = pings.tick(), if config.keep_alive.is_some() && sink.is_some() => {
+                if let Some(s) = sink.as_deref_mut() {
+                    if send_within(s, connection.ping.clone(), format, config.send_timeout).await.is_err() {
+                        sink = None;
+                        if stateful.is_none() {
+                            connection.close(CloseCause::Client);
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
             new = sinks.recv(), if stateful.is_some() => {
                 let Some(new) = new else { continue };
                 sink = Some(new);
                 dropped = connection.transport_token();
                 if let Some(state) = stateful {
-                    if !resend(&connection, state, &mut sink, format).await {
+                    if !resend(&connection, state, &mut sink, format, config.send_timeout).await {
                         sink = None;
                     }
                 }
@@ -113,8 +174,8 @@ async fn run_writer(
                 }
                 joined.freeze()
             };
-            let sent = match &mut sink {
-                Some(s) => s.send(frame, format).await,
+            let sent = match sink.as_deref_mut() {
+                Some(s) => send_within(s, frame, format, config.send_timeout).await,
                 None => Ok(()),
             };
             if sent.is_err() {
@@ -130,7 +191,9 @@ async fn run_writer(
         connection.outbound.sent(size);
         if closing {
             if let Some(mut s) = sink.take() {
-                s.close().await;
+                // As ASP.NET Core's WebSocket close timeout: do not wait forever on a peer
+                // that does not read.
+                let _ = tokio::time::timeout(Duration::from_secs(5), s.close()).await;
             }
             break;
         }
@@ -185,6 +248,7 @@ async fn resend(
     state: &Stateful,
     sink: &mut Option<Box<dyn TransportSink>>,
     format: TransferFormat,
+    timeout: Duration,
 ) -> bool {
     let (first, messages) = state.resend();
     let Some(sink) = sink else { return false };
@@ -198,13 +262,18 @@ async fn resend(
     for message in messages {
         if frame.len() + message.len() > MAX_BATCH
             && !frame.is_empty()
-            && sink.send(frame.split().freeze(), format).await.is_err()
+            && send_within(&mut **sink, frame.split().freeze(), format, timeout)
+                .await
+                .is_err()
         {
             return false;
         }
         frame.extend_from_slice(&message);
     }
-    frame.is_empty() || sink.send(frame.freeze(), format).await.is_ok()
+    frame.is_empty()
+        || send_within(&mut **sink, frame.freeze(), format, timeout)
+            .await
+            .is_ok()
 }
 
 /// Handles a connection from its first byte to its end.
@@ -277,7 +346,7 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
         kind,
         mut incoming,
         mut sink,
-        graceful,
+        end,
     } = io;
     let (protocol, version, leftover) = match handshake(&shared, kind, &mut incoming).await {
         Ok(ok) => ok,
@@ -318,14 +387,25 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
     );
     let _ = connection.send_control(HandshakeResponse::success().to_bytes());
     let (sink_tx, sink_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(run_writer(sink, rx, connection.clone(), sink_rx).in_current_span());
+    let config = WriterConfig {
+        keep_alive: (kind != TransportType::LongPolling)
+            .then_some(shared.options.keep_alive_interval),
+        send_timeout: shared.options.transport_send_timeout,
+    };
+    let mut writer =
+        tokio::spawn(run_writer(sink, rx, connection.clone(), sink_rx, config).in_current_span());
 
     let handle = ConnectionHandle(connection.clone());
     let hub_label = shared.name.clone();
     if let Err(err) = shared.backplane.on_connected(handle.clone()).await {
         tracing::warn!(error = %err, "backplane refused the connection");
         connection.close(CloseCause::Error(None));
-        let _ = writer.await;
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
         return;
     }
     metrics::gauge!("signalr_connections_active", "hub" => hub_label.clone()).increment(1.0);
@@ -340,8 +420,8 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
         connection.close(CloseCause::Rejected(text));
     } else {
         let transport = Attached {
-            incoming,
-            graceful,
+            chunks: spawn_pump(incoming, connection.clone(), end.clone()),
+            end,
             reattach,
             sinks: sink_tx,
         };
@@ -359,7 +439,16 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
             tracing::warn!(error = %err, "on_disconnected failed");
         }
     }
-    let _ = writer.await;
+    // Let the writer send what is queued and the Close, but not forever: a client that
+    // stopped reading would hold the socket and this task. One too slow to keep up loses
+    // its socket at once.
+    let grace = match connection.cause() {
+        Some(CloseCause::TooSlow) => Duration::ZERO,
+        _ => Duration::from_secs(5),
+    };
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
     tracing::debug!(cause = ?connection.cause(), "disconnected");
 }
 
@@ -435,22 +524,64 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// The reading half of the connection's transport, and where replacements come from.
 struct Attached {
-    incoming: BoxStream<'static, Bytes>,
-    graceful: Arc<AtomicBool>,
+    /// What the transport's pump read.
+    chunks: mpsc::Receiver<Bytes>,
+    end: Arc<TransportEnd>,
     reattach: Option<mpsc::Receiver<TransportIo>>,
     sinks: mpsc::UnboundedSender<Box<dyn TransportSink>>,
 }
 
 impl Attached {
     /// Takes a new transport: reading switches to it, writing resends and goes on.
-    fn swap(&mut self, connection: &Connection, io: TransportIo) {
+    fn swap(&mut self, connection: &Arc<Connection>, io: TransportIo) {
         // Whatever is left of the old transport is dropped without a close frame.
         connection.drop_transport();
         connection.new_transport();
-        self.incoming = io.incoming;
-        self.graceful = io.graceful;
+        self.chunks = spawn_pump(io.incoming, connection.clone(), io.end.clone());
+        self.end = io.end;
         let _ = self.sinks.send(io.sink);
     }
+}
+
+/// Reads the transport in its own task, so that its end is noticed at once even while the
+/// connection waits (for an invocation slot, for room in an upload stream). A transport
+/// that ends closes the connection, or, when it was dropped from a stateful connection,
+/// detaches it to wait for a reconnect.
+fn spawn_pump(
+    mut incoming: BoxStream<'static, Bytes>,
+    connection: Arc<Connection>,
+    end: Arc<TransportEnd>,
+) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(1);
+    let dropped = connection.transport_token();
+    tokio::spawn(
+        async move {
+            loop {
+                let chunk = tokio::select! {
+                    chunk = incoming.next() => chunk,
+                    () = dropped.cancelled() => return,
+                    () = connection.closed.cancelled() => return,
+                };
+                let Some(chunk) = chunk else { break };
+                tokio::select! {
+                    sent = tx.send(chunk) => if sent.is_err() { return },
+                    () = dropped.cancelled() => return,
+                    () = connection.closed.cancelled() => return,
+                }
+            }
+            let graceful = end.graceful.load(Ordering::Acquire);
+            if connection.stateful.is_some() && !graceful {
+                tracing::debug!("transport dropped; waiting for a stateful reconnect");
+                connection.drop_transport();
+            } else if end.failed.load(Ordering::Acquire) {
+                connection.close(CloseCause::Error(None));
+            } else {
+                connection.close(CloseCause::Client);
+            }
+        }
+        .in_current_span(),
+    );
+    rx
 }
 
 async fn read_loop(
@@ -467,15 +598,9 @@ async fn read_loop(
     let invocations = Arc::new(Semaphore::new(
         options.maximum_parallel_invocations_per_client,
     ));
-    let inherent_keep_alive = connection.transport == TransportType::LongPolling;
-    let mut keep_alive = tokio::time::interval_at(
-        tokio::time::Instant::now() + options.keep_alive_interval,
-        options.keep_alive_interval,
-    );
-    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_received = Instant::now();
     let mut got_data = true;
-    let mut acks = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut acks = tokio::time::interval(Duration::from_secs(1));
     let mut dropped = connection.transport_token();
     let mut detached_since: Option<tokio::time::Instant> = None;
     loop {
@@ -513,34 +638,29 @@ async fn read_loop(
         let timeout_at = if connection.received_ping.load(Ordering::Relaxed) {
             tokio::time::Instant::from_std(last_received + options.client_timeout_interval)
         } else {
-            tokio::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600)
+            tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)
         };
         let stateful = connection.stateful.is_some();
         let reconnect_deadline = detached_since.map_or_else(
-            || tokio::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600),
+            || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600),
             |since| since + options.disconnect_timeout,
         );
         tokio::select! {
-            chunk = transport.incoming.next(), if detached_since.is_none() => match chunk {
+            chunk = transport.chunks.recv(), if detached_since.is_none() => match chunk {
                 Some(chunk) => {
                     got_data = true;
                     reader.feed_bytes(chunk);
                 }
+                // The pump has closed or detached the connection; the next turn sees which.
                 None => {
-                    if stateful && !transport.graceful.load(Ordering::Acquire) {
-                        tracing::debug!("transport dropped; waiting for a stateful reconnect");
-                        connection.drop_transport();
-                        detached_since = Some(tokio::time::Instant::now());
-                    } else {
+                    if !stateful || transport.end.graceful.load(Ordering::Acquire) {
                         connection.close(CloseCause::Client);
                         return;
                     }
+                    detached_since = Some(tokio::time::Instant::now());
                 }
             },
             () = dropped.cancelled(), if detached_since.is_none() => {
-                // Let go of the socket's reading half; with the writer's half gone too, the
-                // socket closes without a close frame.
-                transport.incoming = futures_util::stream::empty().boxed();
                 if stateful {
                     detached_since = Some(tokio::time::Instant::now());
                 } else {
@@ -575,9 +695,6 @@ async fn read_loop(
                         let _ = connection.send_control(bytes);
                     }
                 }
-            }
-            _ = keep_alive.tick(), if !inherent_keep_alive && detached_since.is_none() => {
-                let _ = connection.send_control(connection.ping.clone());
             }
             () = tokio::time::sleep_until(timeout_at), if detached_since.is_none() => {
                 let detail = HubError::exception(
@@ -629,7 +746,11 @@ async fn dispatch(
             // Waiting here applies the upload stream's buffer limit to the whole
             // connection, as ASP.NET Core does.
             Some(tx) => {
-                if tx.send(Ok(item.item)).await.is_err() {
+                let sent = tokio::select! {
+                    sent = tx.send(UploadItem::Item(item.item)) => sent.is_ok(),
+                    () = connection.closed.cancelled() => true,
+                };
+                if !sent {
                     connection.remove_upload(&item.invocation_id);
                 }
             }
@@ -637,8 +758,13 @@ async fn dispatch(
         },
         HubMessage::Completion(completion) => {
             if let Some(tx) = connection.remove_upload(&completion.invocation_id) {
-                if let CompletionResult::Error(error) = completion.result {
-                    let _ = tx.send(Err(HubError::new(error))).await;
+                let last = match completion.result {
+                    CompletionResult::Error(error) => UploadItem::Error(HubError::new(error)),
+                    _ => UploadItem::End,
+                };
+                tokio::select! {
+                    _ = tx.send(last) => {}
+                    () = connection.closed.cancelled() => {}
                 }
             } else if !connection.complete_result(&completion.invocation_id, completion.result) {
                 tracing::debug!(

@@ -245,9 +245,12 @@ impl DisconnectReason {
 ///
 /// Items that do not deserialize into `T` are dropped (as ASP.NET Core does). When the
 /// client ends the stream with an error, the stream yields that error once (a
-/// [`HubError::new`], so `?` reports it to the client as `HubException: ...`).
+/// [`HubError::new`], so `?` reports it to the client as `HubException: ...`). When the
+/// connection closes before the client ended the stream, it yields an
+/// `OperationCanceledException` error, so a cut-off upload is never taken for a whole one.
 pub struct UploadStream<T> {
     rx: mpsc::Receiver<UploadItem>,
+    ended: bool,
     _item: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -261,16 +264,34 @@ impl<T: DeserializeOwned> Stream for UploadStream<T> {
     type Item = Result<T, HubError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         loop {
             match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(Ok(raw))) => match raw.deserialize_owned::<T>() {
+                Poll::Ready(Some(UploadItem::Item(raw))) => match raw.deserialize_owned::<T>() {
                     Ok(item) => return Poll::Ready(Some(Ok(item))),
                     Err(err) => {
                         tracing::debug!(error = %err, "dropping an upload stream item that does not bind");
                     }
                 },
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err))),
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(UploadItem::Error(err))) => {
+                    self.ended = true;
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Poll::Ready(Some(UploadItem::End)) => {
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
+                // The channel closed without the client ending the stream: the connection
+                // went away, and what arrived is not the whole stream.
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    return Poll::Ready(Some(Err(HubError::exception(
+                        "OperationCanceledException",
+                        "The underlying connection was closed.",
+                    ))));
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -288,6 +309,7 @@ impl<T: DeserializeOwned + Send + 'static> FromCall<ViaContext> for UploadStream
             .ok_or_else(|| BindError::Missing("upload stream".into()))?;
         Ok(UploadStream {
             rx,
+            ended: false,
             _item: std::marker::PhantomData,
         })
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::bearer_token;
-use crate::dispatch::{ConnectionInit, TransportIo, TransportSink, run_connection};
+use crate::dispatch::{ConnectionInit, TransportEnd, TransportIo, TransportSink, run_connection};
 use crate::hub::Hub;
 use crate::identity::{Identity, RequestInfo, query_param};
 use crate::options::HubOptions;
@@ -668,7 +668,7 @@ impl SignalR {
             kind,
             incoming,
             sink,
-            graceful: Arc::new(AtomicBool::new(true)),
+            end: TransportEnd::graceful(),
         };
         let init = ConnectionInit {
             connection_id: connection.connection_id.clone(),
@@ -831,12 +831,7 @@ impl SignalR {
         let Some(input) = input else {
             return text_response(StatusCode::NOT_FOUND, "");
         };
-        let limit = hub
-            .options()
-            .maximum_receive_message_size
-            .map_or(usize::MAX, |limit| {
-                limit.saturating_mul(4).saturating_add(4096)
-            });
+        let limit = hub.options().transport_message_limit();
         let Ok(data) = axum::body::to_bytes(body, limit).await else {
             return text_response(StatusCode::BAD_REQUEST, "");
         };
@@ -873,11 +868,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn configure(upgrade: WebSocketUpgrade, options: &HubOptions) -> WebSocketUpgrade {
-    let limit = options
-        .maximum_receive_message_size
-        .map_or(usize::MAX, |limit| {
-            limit.saturating_mul(4).saturating_add(4096)
-        });
+    let limit = options.transport_message_limit();
     upgrade
         .read_buffer_size(options.websocket_read_buffer_size)
         .write_buffer_size(options.websocket_write_buffer_size)
@@ -888,18 +879,22 @@ fn configure(upgrade: WebSocketUpgrade, options: &HubOptions) -> WebSocketUpgrad
 /// A WebSocket as a transport: text and binary messages in, a flag for a clean close.
 fn websocket_io(socket: WebSocket) -> TransportIo {
     let (sink, stream) = socket.split();
-    let graceful = Arc::new(AtomicBool::new(false));
-    let flag = graceful.clone();
+    let end = Arc::new(TransportEnd::default());
+    let flag = end.clone();
     let incoming = futures_util::stream::unfold((stream, flag), |(mut stream, flag)| async move {
         loop {
             match stream.next().await? {
                 Ok(Message::Text(text)) => return Some((Bytes::from(text), (stream, flag))),
                 Ok(Message::Binary(data)) => return Some((data, (stream, flag))),
                 Ok(Message::Close(_)) => {
-                    flag.store(true, Ordering::Release);
+                    flag.graceful.store(true, Ordering::Release);
                     return None;
                 }
-                Err(_) => return None,
+                Err(err) => {
+                    tracing::debug!(error = %err, "WebSocket read failed");
+                    flag.failed.store(true, Ordering::Release);
+                    return None;
+                }
                 Ok(_) => {}
             }
         }
@@ -909,7 +904,7 @@ fn websocket_io(socket: WebSocket) -> TransportIo {
         kind: TransportType::WebSockets,
         incoming,
         sink: Box::new(WebSocketSink(sink)),
-        graceful,
+        end,
     }
 }
 

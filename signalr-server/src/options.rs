@@ -34,6 +34,8 @@ pub struct HubOptions {
     pub(crate) long_polling_timeout: Duration,
     pub(crate) allow_stateful_reconnects: bool,
     pub(crate) stateful_reconnect_buffer_size: usize,
+    pub(crate) transport_send_timeout: Duration,
+    pub(crate) websocket_max_message_size: Option<usize>,
 }
 
 impl Default for HubOptions {
@@ -55,6 +57,8 @@ impl Default for HubOptions {
             long_polling_timeout: Duration::from_secs(90),
             allow_stateful_reconnects: false,
             stateful_reconnect_buffer_size: 100_000,
+            transport_send_timeout: Duration::from_secs(10),
+            websocket_max_message_size: None,
         }
     }
 }
@@ -164,6 +168,35 @@ impl HubOptions {
     pub fn long_polling_timeout(mut self, timeout: Duration) -> Self {
         self.long_polling_timeout = timeout;
         self
+    }
+
+    /// How long one write to a transport may take; a client that stops reading for that
+    /// long is disconnected. Default: 10 seconds.
+    pub fn transport_send_timeout(mut self, timeout: Duration) -> Self {
+        self.transport_send_timeout = timeout;
+        self
+    }
+
+    /// The largest WebSocket message (or HTTP POST body) accepted. One may carry several
+    /// hub messages, each checked against
+    /// [`maximum_receive_message_size`](Self::maximum_receive_message_size). Default: 1 MiB
+    /// or four times the hub message limit, whichever is larger (no limit when the hub
+    /// message size is unlimited).
+    pub fn websocket_max_message_size(mut self, bytes: usize) -> Self {
+        self.websocket_max_message_size = Some(bytes.max(1024));
+        self
+    }
+
+    /// The transport-level message limit in force.
+    pub(crate) fn transport_message_limit(&self) -> usize {
+        match (
+            self.websocket_max_message_size,
+            self.maximum_receive_message_size,
+        ) {
+            (Some(bytes), _) => bytes,
+            (None, Some(limit)) => limit.saturating_mul(4).max(1024 * 1024),
+            (None, None) => usize::MAX,
+        }
     }
 
     /// Whether clients that ask for stateful reconnect (`useStatefulReconnect=true` on

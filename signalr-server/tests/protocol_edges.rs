@@ -265,7 +265,7 @@ async fn client_that_never_pings_is_not_timed_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: a WebSocket message larger than 4 x the hub limit + 4 KiB drops the connection although each hub message in it is under the limit"]
+
 async fn several_messages_under_the_limit_in_one_websocket_message_are_accepted() {
     let server = serve(hub(HubOptions::default())).await;
     let mut client = Client::connect(server.addr).await;
@@ -286,7 +286,7 @@ async fn several_messages_under_the_limit_in_one_websocket_message_are_accepted(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: a hub message far above the limit ends the connection without a Close message (the WebSocket layer refuses it first)"]
+
 async fn far_oversized_message_closes_with_an_error_too() {
     let server = serve(hub(HubOptions::default())).await;
     let mut client = Client::connect(server.addr).await;

@@ -194,8 +194,10 @@ async fn slow_reader_is_closed_and_others_are_unaffected() {
     );
     assert!(entries.iter().all(|(id, _)| *id != fast_id));
 
-    // Once it reads again: a prefix of the broadcasts, in order, then a Close with an
-    // error (allowing reconnect), then the end of the socket.
+    // Once it reads again: a prefix of the broadcasts, in order, then the end of the
+    // socket. The server drops a too-slow connection's socket at once rather than wait to
+    // deliver the Close it queued, so the Close arrives only if it still fitted in the
+    // socket's buffers.
     let mut slow = slow;
     slow.keep_raw = false;
     let mut got = 0u64;
@@ -214,20 +216,19 @@ async fn slow_reader_is_closed_and_others_are_unaffected() {
             Event::Closed => break,
         }
     }
-    assert_eq!(
-        close,
-        Some(Close::new(
-            Some("Connection closed with an error.".into()),
-            true
-        ))
-    );
+    if let Some(close) = close {
+        assert_eq!(
+            close,
+            Close::new(Some("Connection closed with an error.".into()), true)
+        );
+    }
     // It missed the rest: what was queued for it stayed bounded.
     assert!(got < sent, "the slow client got all {sent} broadcasts");
     assert!(elapsed < TIMEOUT, "{sent} broadcasts took {elapsed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: a connection closed for being too slow keeps its socket (and task) until the client reads again: the writer waits on the blocked send forever"]
+
 async fn slow_reader_socket_is_released_even_if_it_never_reads_again() {
     let disconnects = Disconnects::new();
     let hub = hub(disconnects.clone());
