@@ -617,10 +617,9 @@ async fn read_loop(
                             }
                         }
                     }
+                    // After the connection closed, what already arrived is still handed over
+                    // (upload items, completions); new invocations are not started.
                     dispatch(shared, connection, &invocations, message).await;
-                    if connection.closed.is_cancelled() {
-                        return;
-                    }
                 }
                 Ok(None) => break,
                 Err(err) => {
@@ -704,7 +703,18 @@ async fn read_loop(
                 connection.close(CloseCause::Error(Some(detail)));
                 return;
             }
-            () = connection.closed.cancelled() => return,
+            () = connection.closed.cancelled() => {
+                // Hand over what the transport delivered before it ended, then stop.
+                let mut more = false;
+                while let Ok(chunk) = transport.chunks.try_recv() {
+                    reader.feed_bytes(chunk);
+                    more = true;
+                }
+                if !more {
+                    return;
+                }
+                got_data = true;
+            }
         }
     }
 }
@@ -746,9 +756,13 @@ async fn dispatch(
             // Waiting here applies the upload stream's buffer limit to the whole
             // connection, as ASP.NET Core does.
             Some(tx) => {
-                let sent = tokio::select! {
-                    sent = tx.send(UploadItem::Item(item.item)) => sent.is_ok(),
-                    () = connection.closed.cancelled() => true,
+                let sent = if connection.closed.is_cancelled() {
+                    tx.try_send(UploadItem::Item(item.item)).is_ok()
+                } else {
+                    tokio::select! {
+                        sent = tx.send(UploadItem::Item(item.item)) => sent.is_ok(),
+                        () = connection.closed.cancelled() => true,
+                    }
                 };
                 if !sent {
                     connection.remove_upload(&item.invocation_id);
@@ -762,9 +776,13 @@ async fn dispatch(
                     CompletionResult::Error(error) => UploadItem::Error(HubError::new(error)),
                     _ => UploadItem::End,
                 };
-                tokio::select! {
-                    _ = tx.send(last) => {}
-                    () = connection.closed.cancelled() => {}
+                if connection.closed.is_cancelled() {
+                    let _ = tx.try_send(last);
+                } else {
+                    tokio::select! {
+                        _ = tx.send(last) => {}
+                        () = connection.closed.cancelled() => {}
+                    }
                 }
             } else if !connection.complete_result(&completion.invocation_id, completion.result) {
                 tracing::debug!(
@@ -828,6 +846,9 @@ async fn invoke(
     stream_ids: Vec<String>,
     streaming: bool,
 ) {
+    if connection.closed.is_cancelled() {
+        return;
+    }
     let detailed = shared.options.enable_detailed_errors;
     let respond = |error: String| {
         let connection = connection.clone();
