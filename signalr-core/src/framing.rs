@@ -248,6 +248,12 @@ impl SseDecoder {
                 }
                 return Ok(None);
             };
+            if let Some(limit) = self.limit {
+                // The same rule whether the line arrived whole or in pieces.
+                if end > limit {
+                    return Err(ProtocolError::MessageTooLarge { limit });
+                }
+            }
             let line = self.buf.split_to(end);
             let terminator = self.buf[0];
             self.buf.advance(1);

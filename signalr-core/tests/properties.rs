@@ -136,7 +136,7 @@ fn hub_message(rules: Encoding, values: Encoding) -> BoxedStrategy<HubMessage> {
     let invocation = (
         headers.clone(),
         prop::option::of(text(8)),
-        name(strict, 10),
+        name(true, 10),
         args.clone(),
         stream_ids.clone(),
     )
@@ -148,7 +148,7 @@ fn hub_message(rules: Encoding, values: Encoding) -> BoxedStrategy<HubMessage> {
             HubMessage::from(m)
         });
     let stream_item =
-        (headers.clone(), name(strict, 8), raw_value(values)).prop_map(|(headers, id, item)| {
+        (headers.clone(), name(true, 8), raw_value(values)).prop_map(|(headers, id, item)| {
             let mut m = StreamItem::new(id, item);
             m.headers = headers;
             HubMessage::from(m)
@@ -160,7 +160,7 @@ fn hub_message(rules: Encoding, values: Encoding) -> BoxedStrategy<HubMessage> {
         error.prop_map(CompletionResult::Error),
     ];
     let completion =
-        (headers.clone(), name(strict, 8), result).prop_map(|(headers, id, result)| {
+        (headers.clone(), name(true, 8), result).prop_map(|(headers, id, result)| {
             let mut m = Completion::new(id, result);
             m.headers = headers;
             HubMessage::from(m)
@@ -168,7 +168,7 @@ fn hub_message(rules: Encoding, values: Encoding) -> BoxedStrategy<HubMessage> {
     let stream_invocation = (
         headers.clone(),
         non_empty_text(8),
-        name(strict, 10),
+        name(true, 10),
         args,
         stream_ids,
     )
@@ -179,7 +179,7 @@ fn hub_message(rules: Encoding, values: Encoding) -> BoxedStrategy<HubMessage> {
                     .with_stream_ids(stream_ids),
             )
         });
-    let cancel = (headers, name(strict, 8)).prop_map(|(headers, id)| {
+    let cancel = (headers, name(true, 8)).prop_map(|(headers, id)| {
         let mut m = signalr_core::CancelInvocation::new(id);
         m.headers = headers;
         HubMessage::from(m)

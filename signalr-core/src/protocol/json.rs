@@ -546,8 +546,12 @@ fn arguments(frame: &Bytes, raw: Option<Vec<&Json>>) -> Result<Vec<RawValue>, Pr
     Ok(items.into_iter().map(|item| value(frame, item)).collect())
 }
 
+/// A property that must be present and non-empty, as ASP.NET Core requires of targets and
+/// invocation ids.
 fn required(value: Option<String>, property: &'static str) -> Result<String, ProtocolError> {
-    value.ok_or(ProtocolError::MissingProperty(property))
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or(ProtocolError::MissingProperty(property))
 }
 
 /// Parses one JSON hub message (without its `0x1E`).
