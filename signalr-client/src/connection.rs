@@ -214,6 +214,7 @@ impl HubConnection {
     pub(crate) fn new(options: Options) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .cookie_store(true)
+            .connect_timeout(options.handshake_timeout)
             .user_agent(user_agent())
             .build()
             .map_err(|e| Error::new(ErrorKind::Config(e.to_string())))?;
@@ -345,11 +346,7 @@ impl HubConnection {
         self.inner.ids.fetch_add(1, Ordering::Relaxed).to_string()
     }
 
-    fn prepare<M>(
-        &self,
-        session: &Session,
-        args: impl Arguments<M>,
-    ) -> Result<Prepared, Error> {
+    fn prepare<M>(&self, session: &Session, args: impl Arguments<M>) -> Result<Prepared, Error> {
         let (values, uploads) = args.into_parts(session.protocol.encoding())?;
         let uploads = uploads.into_iter().map(|u| (self.next_id(), u)).collect();
         Ok((values, uploads))
@@ -868,7 +865,10 @@ async fn session_task(
                 }
             },
             item = outbound.recv() => {
-                let Some(first) = item else { return };
+                let Some(first) = item else {
+                    finish(&session, SessionEnd { error: None, allow_reconnect: false });
+                    return;
+                };
                 let mut batch = BytesMut::new();
                 let push = |item: Outgoing, batch: &mut BytesMut| {
                     if item.tracked {
