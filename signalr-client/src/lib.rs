@@ -91,7 +91,6 @@
 //!
 //! # What is here
 //!
-//!
 //! - [`HubConnectionBuilder`]: URL, protocol, transports, skip negotiation, an async access
 //!   token provider, headers, automatic reconnect ([`DefaultRetryPolicy`],
 //!   [`ExponentialBackoff`] or any [`RetryPolicy`]), stateful reconnect, timeouts.
