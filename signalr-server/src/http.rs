@@ -111,6 +111,9 @@ struct HttpState {
     attached: bool,
     /// Feeds POST bodies into the connection (Server-Sent Events, Long Polling).
     input: Option<mpsc::Sender<Bytes>>,
+    /// The receiving end of `input`, when data was posted before the transport started
+    /// (as ASP.NET Core buffers it from negotiate on).
+    early_input: Option<mpsc::Receiver<Bytes>>,
     long_poll: Option<Arc<LongPoll>>,
     /// Negotiated stateful reconnect.
     stateful: bool,
@@ -657,8 +660,17 @@ impl SignalR {
         identity: Option<Identity>,
         sink: Box<dyn TransportSink>,
     ) {
-        let (tx, rx) = mpsc::channel::<Bytes>(8);
-        connection.state().input = Some(tx);
+        let rx = {
+            let mut state = connection.state();
+            match state.early_input.take() {
+                Some(rx) => rx,
+                None => {
+                    let (tx, rx) = mpsc::channel::<Bytes>(8);
+                    state.input = Some(tx);
+                    rx
+                }
+            }
+        };
         let incoming: BoxStream<'static, Bytes> = futures_util::stream::unfold(
             rx,
             |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
@@ -819,12 +831,18 @@ impl SignalR {
             return text_response(StatusCode::NOT_FOUND, "No Connection with that ID");
         };
         let input = {
-            let state = connection.state();
+            let mut state = connection.state();
             if state.transport == Some(TransportType::WebSockets) {
                 return text_response(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "POST requests are not allowed for WebSocket connections.",
                 );
+            }
+            if state.transport.is_none() && state.input.is_none() {
+                // Sent before the first poll or event stream: keep it for the transport.
+                let (tx, rx) = mpsc::channel::<Bytes>(8);
+                state.input = Some(tx);
+                state.early_input = Some(rx);
             }
             state.input.clone()
         };
