@@ -540,4 +540,28 @@ impl ConnectionHandle {
     pub fn same(&self, other: &ConnectionHandle) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// Waits for the client's Completion of an invocation whose id was chosen elsewhere,
+    /// such as a client-result invocation another server relays through a backplane: send
+    /// the invocation with [`send_bytes`](Self::send_bytes) after calling this. The
+    /// returned future yields `None` when the connection ends first. Call
+    /// [`forget_completion`](Self::forget_completion) if you stop waiting.
+    pub fn expect_completion(
+        &self,
+        invocation_id: impl Into<String>,
+    ) -> impl Future<Output = Option<CompletionResult>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        // A connection already ended is torn down (or about to be, which drains the map):
+        // registering then would wait forever.
+        if !self.0.closed.is_cancelled() {
+            lock(&self.0.pending_results).insert(invocation_id.into(), tx);
+        }
+        async move { rx.await.ok() }
+    }
+
+    /// Stops waiting for a completion registered with
+    /// [`expect_completion`](Self::expect_completion).
+    pub fn forget_completion(&self, invocation_id: &str) {
+        self.0.forget_result(invocation_id);
+    }
 }

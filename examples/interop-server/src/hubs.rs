@@ -1,13 +1,15 @@
 //! `TestHub`, the hub that cannot be created, and the raw `/echo` endpoint.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use signalr_core::{Binary, RawValue, Timestamp, TransportType};
+use signalr_redis::{RedisBackplane, RedisBackplaneBuilder};
 use signalr_server::{
-    Caller, CancellationToken, Clients, Groups, Hub, HubError, HubOptions, RawConnection,
-    UploadStream, authenticated,
+    Caller, CancellationToken, Clients, Groups, Hub, HubBuilder, HubError, HubOptions,
+    RawConnection, UploadStream, authenticated,
 };
 
 use crate::auth::Jwt;
@@ -29,6 +31,53 @@ struct ComplexObject {
     date_time: Timestamp,
 }
 
+/// The Redis backplane every hub uses with `--redis URL`, with the hub's name as its
+/// channel name (the .NET test hubs' type names), and the backplanes built so far.
+#[derive(Debug)]
+pub(crate) struct Redis {
+    builder: RedisBackplaneBuilder,
+    built: Mutex<Vec<RedisBackplane>>,
+}
+
+impl Redis {
+    pub(crate) fn new(url: &str) -> Self {
+        Self {
+            builder: RedisBackplane::builder(url),
+            built: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every backplane built so far.
+    pub(crate) fn backplanes(&self) -> Vec<RedisBackplane> {
+        self.built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A hub builder named `name`, on the Redis backplane when there is one.
+fn hub_builder(name: &str, redis: Option<&Redis>) -> HubBuilder {
+    let builder = Hub::builder(name);
+    let Some(redis) = redis else {
+        return builder;
+    };
+    match redis.builder.build(name) {
+        Ok(backplane) => {
+            redis
+                .built
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(backplane.clone());
+            builder.backplane(Arc::new(backplane))
+        }
+        Err(err) => {
+            eprintln!("--redis: {err}");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn invalid_operation(message: String) -> HubError {
     HubError::exception("InvalidOperationException", message)
 }
@@ -39,8 +88,9 @@ pub(crate) fn test_hub(
     jwt: &Jwt,
     transports: impl IntoIterator<Item = TransportType>,
     stateful: bool,
+    redis: Option<&Redis>,
 ) -> Hub {
-    Hub::builder("FunctionalTests.TestHub")
+    hub_builder("FunctionalTests.TestHub", redis)
         .options(
             HubOptions::default()
                 .enable_detailed_errors(true)
@@ -274,8 +324,8 @@ pub(crate) fn test_hub(
 
 /// A hub whose creation fails on every connection, as `UncreatableHub` does in ASP.NET
 /// Core's test server.
-pub(crate) fn uncreatable_hub() -> Hub {
-    Hub::builder("FunctionalTests.UncreatableHub")
+pub(crate) fn uncreatable_hub(redis: Option<&Redis>) -> Hub {
+    hub_builder("FunctionalTests.UncreatableHub", redis)
         .options(HubOptions::default().enable_detailed_errors(true))
         .on_connected(|| async {
             Err::<(), _>(HubError::exception(
@@ -297,8 +347,8 @@ pub(crate) async fn echo(mut connection: RawConnection) {
 }
 
 /// `HubWithAuthorization`: needs a valid bearer token.
-pub(crate) fn authorized_hub(jwt: &Jwt) -> Hub {
-    Hub::builder("FunctionalTests.HubWithAuthorization")
+pub(crate) fn authorized_hub(jwt: &Jwt, redis: Option<&Redis>) -> Hub {
+    hub_builder("FunctionalTests.HubWithAuthorization", redis)
         .options(HubOptions::default().enable_detailed_errors(true))
         .authenticator(jwt.clone())
         .authorize(authenticated())

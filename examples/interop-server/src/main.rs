@@ -6,7 +6,10 @@
 //! cargo run --release -p interop-server -- --bind 127.0.0.1:0
 //! ```
 //!
-//! It prints `listening on http://127.0.0.1:PORT` once it accepts connections.
+//! It prints `listening on http://127.0.0.1:PORT` once it accepts connections. With
+//! `--redis redis://127.0.0.1:6379/`, every hub uses the Redis backplane with the hub's name
+//! (the .NET test hubs' type names, such as `FunctionalTests.TestHub`) as its channel name,
+//! so several processes (and ASP.NET Core servers) on one Redis serve the same hubs.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -49,20 +52,19 @@ async fn main() -> std::io::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut bind = "127.0.0.1:0".to_owned();
+    let mut redis = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bind" => bind = args.next().unwrap_or_else(|| usage()),
-            "--redis" => {
-                eprintln!("--redis: the Redis backplane is not available yet");
-                std::process::exit(2);
-            }
+            "--redis" => redis = Some(hubs::Redis::new(&args.next().unwrap_or_else(|| usage()))),
             _ => usage(),
         }
     }
 
     let jwt = auth::Jwt::new();
-    let test_hub = hubs::test_hub(&jwt, TransportType::ALL, false);
+    let redis = redis.as_ref();
+    let test_hub = hubs::test_hub(&jwt, TransportType::ALL, false, redis);
     let app = App {
         test_hub: test_hub.clone(),
         redirects: Arc::new(AtomicU64::new(0)),
@@ -76,14 +78,15 @@ async fn main() -> std::io::Result<()> {
                 &jwt,
                 [TransportType::ServerSentEvents, TransportType::LongPolling],
                 false,
+                redis,
             ),
         )
         .hub(
             "/testhub-stateful",
-            hubs::test_hub(&jwt, TransportType::ALL, true),
+            hubs::test_hub(&jwt, TransportType::ALL, true, redis),
         )
-        .hub("/authorizedhub", hubs::authorized_hub(&jwt))
-        .hub("/uncreatable", hubs::uncreatable_hub())
+        .hub("/authorizedhub", hubs::authorized_hub(&jwt, redis))
+        .hub("/uncreatable", hubs::uncreatable_hub(redis))
         .connection("/echo", HubOptions::default(), hubs::echo);
 
     let router = Router::new()
@@ -95,6 +98,17 @@ async fn main() -> std::io::Result<()> {
         .layer(middleware::from_fn_with_state(app, special_paths))
         .layer(cors())
         .layer(middleware::from_fn(options_no_content));
+
+    // With --redis, accept connections once every backplane is subscribed (or after 10
+    // seconds, with a warning: the backplanes keep reconnecting).
+    for backplane in redis.map(hubs::Redis::backplanes).unwrap_or_default() {
+        if !backplane
+            .wait_connected(std::time::Duration::from_secs(10))
+            .await
+        {
+            eprintln!("--redis: not connected yet: {:?}", backplane.health());
+        }
+    }
 
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("listening on http://{}", listener.local_addr()?);
