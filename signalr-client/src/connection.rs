@@ -59,17 +59,6 @@ pub enum ConnectionEvent {
 type ErasedHandler =
     Arc<dyn Fn(Vec<RawValue>, Encoding) -> crate::handlers::HandlerOutput + Send + Sync>;
 
-/// The official clients' `User-Agent`, in its Rust form.
-fn user_agent() -> String {
-    format!(
-        "Microsoft SignalR/{} ({}; {}; Rust; {})",
-        env!("CARGO_PKG_VERSION_MAJOR").to_owned() + "." + env!("CARGO_PKG_VERSION_MINOR"),
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::OS,
-        option_env!("CARGO_PKG_RUST_VERSION").unwrap_or("unknown"),
-    )
-}
-
 /// A connection to a hub. Cheap to clone; every clone is the same connection, usable
 /// from any task.
 ///
@@ -111,6 +100,7 @@ impl std::fmt::Debug for HubConnection {
 struct Inner {
     options: Options,
     http: reqwest::Client,
+    cookies: Arc<reqwest::cookie::Jar>,
     handlers: Mutex<HashMap<String, Vec<(u64, ErasedHandler)>>>,
     state: watch::Sender<ConnectionState>,
     session: Mutex<Option<Arc<Session>>>,
@@ -212,10 +202,11 @@ struct SessionEnd {
 
 impl HubConnection {
     pub(crate) fn new(options: Options) -> Result<Self, Error> {
+        let cookies = Arc::new(reqwest::cookie::Jar::default());
         let http = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(cookies.clone())
             .connect_timeout(options.handshake_timeout)
-            .user_agent(user_agent())
+            .user_agent(transport::user_agent())
             .build()
             .map_err(|e| Error::new(ErrorKind::Config(e.to_string())))?;
         let (state, _) = watch::channel(ConnectionState::Disconnected);
@@ -224,6 +215,7 @@ impl HubConnection {
             inner: Arc::new(Inner {
                 options,
                 http,
+                cookies,
                 handlers: Mutex::new(HashMap::new()),
                 state,
                 session: Mutex::new(None),
@@ -623,6 +615,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<Arc<Session>, Error> {
     };
     let mut parts = RequestParts {
         http: inner.http.clone(),
+        cookies: inner.cookies.clone(),
         headers: options.headers.clone(),
         token,
     };

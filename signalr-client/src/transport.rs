@@ -1,10 +1,13 @@
 //! The three transports, client side: each gives a stream of received bytes and a sink.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::sink::SinkExt;
 use futures_util::stream::{BoxStream, StreamExt};
 use http::HeaderMap;
+use reqwest::cookie::{CookieStore, Jar};
 use signalr_core::{SseDecoder, TransferFormat, TransportType};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -39,8 +42,21 @@ pub(crate) struct Started {
 #[derive(Clone)]
 pub(crate) struct RequestParts {
     pub(crate) http: reqwest::Client,
+    /// The cookies `http` keeps (negotiate may set some), for the WebSocket upgrade.
+    pub(crate) cookies: Arc<Jar>,
     pub(crate) headers: HeaderMap,
     pub(crate) token: Option<String>,
+}
+
+/// The official clients' `User-Agent`, in its Rust form.
+pub(crate) fn user_agent() -> String {
+    format!(
+        "Microsoft SignalR/{} ({}; {}; Rust; {})",
+        env!("CARGO_PKG_VERSION_MAJOR").to_owned() + "." + env!("CARGO_PKG_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        option_env!("CARGO_PKG_RUST_VERSION").unwrap_or("unknown"),
+    )
 }
 
 impl RequestParts {
@@ -84,8 +100,15 @@ async fn websocket(
         )))
     })?;
     let mut request = ws_url.as_str().into_client_request().map_err(io)?;
+    // What every HTTP request of the connection carries: the User-Agent and the cookies
+    // (as the official clients send them on the upgrade too), then the configured headers.
+    let headers = request.headers_mut();
+    headers.insert(http::header::USER_AGENT, user_agent().parse().map_err(io)?);
+    if let Some(cookies) = parts.cookies.cookies(url) {
+        headers.insert(http::header::COOKIE, cookies);
+    }
     for (name, value) in &parts.headers {
-        request.headers_mut().insert(name, value.clone());
+        headers.insert(name, value.clone());
     }
     if let Some(token) = &parts.token {
         let value = format!("Bearer {token}").parse().map_err(io)?;

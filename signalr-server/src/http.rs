@@ -139,6 +139,9 @@ struct LongPoll {
     polls: std::sync::atomic::AtomicU64,
     /// When the last poll ended, while none is in flight.
     idle_since: Mutex<Option<Instant>>,
+    /// Cancelled once a poll has answered 204: everything queued, the Close included, has
+    /// been collected.
+    drained: CancellationToken,
 }
 
 impl std::fmt::Debug for SignalR {
@@ -690,8 +693,18 @@ impl SignalR {
         };
         let run = hub.run(init, io);
         let registry = Arc::downgrade(&self.inner.connections);
+        let http_connection = connection.clone();
         tokio::spawn(async move {
             run.await;
+            // A long-polling client collects what was queued (the Close among it) with its
+            // next poll: keep the connection until then, or until it stops polling.
+            let poll = http_connection.state().long_poll.clone();
+            if let Some(poll) = poll {
+                tokio::select! {
+                    () = poll.drained.cancelled() => {}
+                    () = tokio::time::sleep(http_connection.disconnect_timeout) => {}
+                }
+            }
             Self::finish(&registry, &token);
         });
     }
@@ -769,6 +782,7 @@ impl SignalR {
                 current: Mutex::new(None),
                 polls: std::sync::atomic::AtomicU64::new(0),
                 idle_since: Mutex::new(Some(Instant::now())),
+                drained: CancellationToken::new(),
             });
             connection.state().long_poll = Some(poll);
             self.start_posted(
@@ -803,7 +817,10 @@ impl SignalR {
                         }
                         poll_response(StatusCode::OK, body.freeze())
                     }
-                    None => poll_response(StatusCode::NO_CONTENT, Bytes::new()),
+                    None => {
+                        poll.drained.cancel();
+                        poll_response(StatusCode::NO_CONTENT, Bytes::new())
+                    }
                 },
                 () = mine.cancelled() => poll_response(StatusCode::NO_CONTENT, Bytes::new()),
                 () = tokio::time::sleep(timeout) => poll_response(StatusCode::OK, Bytes::new()),
