@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 
 use crate::identity::{Identity, RequestInfo};
 
-/// Why an authenticator refused a request. The client gets HTTP 401 with an empty body.
+/// Why an authenticator refused a request's credentials (logged, never sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRejection {
     reason: String,
@@ -40,8 +40,10 @@ impl std::fmt::Display for AuthRejection {
 /// client's Server-Sent Events use, since they cannot set headers there).
 ///
 /// Return `Ok(Some(identity))` for an authenticated caller, `Ok(None)` for an anonymous
-/// one (no credentials; a hub that requires authentication then answers 401), and `Err` for
-/// bad credentials (always 401).
+/// one (no credentials), and `Err` for bad credentials. As with ASP.NET Core's
+/// authentication, a caller with bad credentials is treated as anonymous (the reason is
+/// logged): a hub with an [`authorize`](crate::HubBuilder::authorize) policy then answers
+/// 401, a hub without one lets the caller in without an identity.
 ///
 /// ```
 /// use futures_util::future::BoxFuture;

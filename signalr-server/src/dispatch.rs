@@ -111,6 +111,7 @@ async fn run_writer(
     let mut sink = Some(sink);
     let mut dropped = connection.transport_token();
     let mut batch: Vec<Bytes> = Vec::new();
+    let mut sinks_open = true;
     // Pings go straight to the transport from here, whatever the reading side is doing (a
     // slow invocation, a full upload buffer), every interval as ASP.NET Core does.
     let period = config.keep_alive.unwrap_or(Duration::from_secs(3600));
@@ -118,6 +119,17 @@ async fn run_writer(
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
+            // A dropped transport is dropped before anything else is sent on it.
+            biased;
+            () = dropped.cancelled(), if sink.is_some() => {
+                // Dropped abruptly: no close frame.
+                sink = None;
+                if stateful.is_none() {
+                    connection.close(CloseCause::Client);
+                    break;
+                }
+                continue;
+            }
             item = rx.recv() => match item {
                 Some(item) => item,
                 None => break,
@@ -134,23 +146,17 @@ async fn run_writer(
                 }
                 continue;
             }
-            new = sinks.recv(), if stateful.is_some() => {
-                let Some(new) = new else { continue };
+            new = sinks.recv(), if stateful.is_some() && sinks_open => {
+                let Some(new) = new else {
+                    sinks_open = false;
+                    continue;
+                };
                 sink = Some(new);
                 dropped = connection.transport_token();
                 if let Some(state) = stateful {
                     if !resend(&connection, state, &mut sink, format, config.send_timeout).await {
                         sink = None;
                     }
-                }
-                continue;
-            }
-            () = dropped.cancelled(), if sink.is_some() => {
-                // Dropped abruptly: no close frame.
-                sink = None;
-                if stateful.is_none() {
-                    connection.close(CloseCause::Client);
-                    break;
                 }
                 continue;
             }
@@ -190,6 +196,10 @@ async fn run_writer(
         batch.clear();
         connection.outbound.sent(size);
         if closing {
+            // A transport dropped on purpose gets no close frame.
+            if dropped.is_cancelled() {
+                sink = None;
+            }
             if let Some(mut s) = sink.take() {
                 // As ASP.NET Core's WebSocket close timeout: do not wait forever on a peer
                 // that does not read.
@@ -209,6 +219,19 @@ async fn run_writer(
                 tokio::select! {
                     () = space => {}
                     () = connection.closed.cancelled() => {}
+                    // The transport may drop, and a new one come, while acknowledgements
+                    // are awaited: the client's acks arrive only on a working transport.
+                    () = dropped.cancelled(), if sink.is_some() => sink = None,
+                    new = sinks.recv(), if sinks_open => {
+                        sinks_open = new.is_some();
+                        if let Some(new) = new {
+                            sink = Some(new);
+                            dropped = connection.transport_token();
+                            if !resend(&connection, state, &mut sink, format, config.send_timeout).await {
+                                sink = None;
+                            }
+                        }
+                    }
                 }
             }
         }

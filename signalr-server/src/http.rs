@@ -401,9 +401,10 @@ impl SignalR {
                 let token = bearer_token(request);
                 match authenticator.authenticate(request, token.as_deref()).await {
                     Ok(found) => identity = found,
+                    // As ASP.NET Core's authentication: bad credentials make the caller
+                    // anonymous; only a hub that requires authorization then refuses it.
                     Err(rejection) => {
                         tracing::debug!(reason = %rejection, "authentication failed");
-                        return Auth::Denied(text_response(StatusCode::UNAUTHORIZED, ""));
                     }
                 }
             }

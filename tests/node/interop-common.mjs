@@ -28,21 +28,68 @@ export const WS_BASE_URL = BASE_URL.replace(/^http/, "ws");
 
 /**
  * The WebSockets matrix: both hub protocols, with negotiate and with `skipNegotiation`.
- * `name` is used in the test titles.
+ * `name` is used in the test titles; `transport` is a `signalR.HttpTransportType` name.
  */
 export const VARIANTS = [
-  { name: "json over WebSockets", protocol: "json", skipNegotiation: false },
-  { name: "json over WebSockets, skipNegotiation", protocol: "json", skipNegotiation: true },
-  { name: "messagepack over WebSockets", protocol: "messagepack", skipNegotiation: false },
+  {
+    name: "json over WebSockets",
+    protocol: "json",
+    transport: "WebSockets",
+    skipNegotiation: false,
+  },
+  {
+    name: "json over WebSockets, skipNegotiation",
+    protocol: "json",
+    transport: "WebSockets",
+    skipNegotiation: true,
+  },
+  {
+    name: "messagepack over WebSockets",
+    protocol: "messagepack",
+    transport: "WebSockets",
+    skipNegotiation: false,
+  },
   {
     name: "messagepack over WebSockets, skipNegotiation",
     protocol: "messagepack",
+    transport: "WebSockets",
     skipNegotiation: true,
   },
 ];
 
 /** The variants that negotiate (one per protocol). */
 export const NEGOTIATING_VARIANTS = VARIANTS.filter((v) => !v.skipNegotiation);
+
+/**
+ * The rest of the official functional tests' Node matrix: JSON over Server-Sent Events, JSON
+ * and MessagePack over Long Polling. (MessagePack is binary and SSE carries text only.)
+ */
+export const HTTP_VARIANTS = [
+  {
+    name: "json over ServerSentEvents",
+    protocol: "json",
+    transport: "ServerSentEvents",
+    skipNegotiation: false,
+  },
+  {
+    name: "json over LongPolling",
+    protocol: "json",
+    transport: "LongPolling",
+    skipNegotiation: false,
+  },
+  {
+    name: "messagepack over LongPolling",
+    protocol: "messagepack",
+    transport: "LongPolling",
+    skipNegotiation: false,
+  },
+];
+
+/** The five negotiating transport/protocol combinations. */
+export const ALL_NEGOTIATING_VARIANTS = [...NEGOTIATING_VARIANTS, ...HTTP_VARIANTS];
+
+/** One JSON variant per transport: WebSockets, Server-Sent Events, Long Polling. */
+export const TRANSPORT_VARIANTS = ALL_NEGOTIATING_VARIANTS.filter((v) => v.protocol === "json");
 
 /** A logger that keeps every line in memory; set `SIGNALR_TEST_LOG=1` to also print them. */
 export class MemoryLogger {
@@ -64,22 +111,35 @@ let connectionCounter = 0;
 
 /**
  * Builds (and, unless `start: false`, starts) a hub connection for `variant`, stopped again
- * when test `t` ends. Returns `{ conn, tap, logger }`; `tap` lists every hub message the
- * client parsed (after the handshake), in arrival order.
+ * when test `t` ends. Returns `{ conn, tap, http, logger }`; `tap` lists every hub message the
+ * client parsed (after the handshake), in arrival order; `http` every HTTP request the
+ * client made through its HttpClient (see `tapHttp`).
  *
  * Options: `path` (default `/testhub`), `url` (a full URL instead of BASE_URL + path),
  * `headers`, `reconnect` (true, or an array of delays, for `withAutomaticReconnect`),
- * `start` (default true).
+ * `start` (default true), `transport` (a `signalR.HttpTransportType` value, or a
+ * combination, instead of the variant's; `null` lets the client pick from all),
+ * `accessTokenFactory`, `statefulReconnect` (true for `withStatefulReconnect()`).
  */
 export async function connect(t, variant, options = {}) {
-  const { path = "/testhub", url, headers, reconnect, start = true } = options;
+  const {
+    path = "/testhub",
+    url,
+    headers,
+    reconnect,
+    start = true,
+    transport = signalR.HttpTransportType[variant.transport ?? "WebSockets"],
+    accessTokenFactory,
+    statefulReconnect,
+  } = options;
   const logger = new MemoryLogger(`${variant.name} #${++connectionCounter}`);
   const httpOptions = {
-    transport: signalR.HttpTransportType.WebSockets,
-    skipNegotiation: variant.skipNegotiation,
+    skipNegotiation: variant.skipNegotiation ?? false,
     logger,
   };
+  if (transport !== null) httpOptions.transport = transport;
   if (headers) httpOptions.headers = headers;
+  if (accessTokenFactory) httpOptions.accessTokenFactory = accessTokenFactory;
   let builder = new signalR.HubConnectionBuilder()
     .withUrl(url ?? BASE_URL + path, httpOptions)
     .configureLogging(logger);
@@ -91,13 +151,55 @@ export async function connect(t, variant, options = {}) {
       ? builder.withAutomaticReconnect(reconnect)
       : builder.withAutomaticReconnect();
   }
+  if (statefulReconnect) {
+    builder = builder.withStatefulReconnect();
+  }
   const conn = builder.build();
   const tap = tapMessages(conn);
+  const http = tapHttp(conn);
   t.after(() => conn.stop());
   if (start) {
     await withTimeout(conn.start(), 10_000, "start()");
   }
-  return { conn, tap, logger };
+  return { conn, tap, http, logger };
+}
+
+/**
+ * Records every HTTP request `conn` makes through its HttpClient (negotiate, polls, sends,
+ * DELETE; not the WebSocket upgrade or the SSE GET, which bypass it), as
+ * `{ method, url, start, end, status, content, error }` (times from `Date.now()`), in the
+ * order they were made; `status` and `end` appear once the response did.
+ */
+export function tapHttp(conn) {
+  const requests = [];
+  const client = conn.connection._httpClient;
+  const send = client.send.bind(client);
+  client.send = async (request) => {
+    const entry = { method: request.method, url: request.url, start: Date.now() };
+    requests.push(entry);
+    try {
+      const response = await send(request);
+      entry.status = response.statusCode;
+      entry.content = response.content;
+      return response;
+    } catch (e) {
+      entry.error = e;
+      throw e;
+    } finally {
+      entry.end = Date.now();
+    }
+  };
+  return requests;
+}
+
+/** The plain-text token `GET /generateJwtToken[/{user}]` returns (valid 5 s). */
+export async function fetchToken(user) {
+  const path = user ? `/generateJwtToken/${encodeURIComponent(user)}` : "/generateJwtToken";
+  const response = await fetch(BASE_URL + path);
+  if (response.status !== 200) {
+    throw new Error(`GET /generateJwtToken: HTTP ${response.status}`);
+  }
+  return response.text();
 }
 
 /** Records every message `conn`'s protocol parses (the client's private `_protocol`). */

@@ -75,7 +75,7 @@ describe("endpoints over WebSockets", { concurrency: true }, () => {
     assert.deepEqual(ws?.transferFormats, ["Text", "Binary"]);
   });
 
-  test("the WebSocket request needs the connection token, not the connection id", async () => {
+  test("the WebSocket request needs the connection token, not the connection id", async (t) => {
     const body = await negotiate("/testhub");
     const refused = await errorOf(
       openWebSocket(`${WS_BASE_URL}/testhub?id=${encodeURIComponent(body.connectionId)}`),
@@ -84,6 +84,7 @@ describe("endpoints over WebSockets", { concurrency: true }, () => {
     const socket = await openWebSocket(
       `${WS_BASE_URL}/testhub?id=${encodeURIComponent(body.connectionToken)}`,
     );
+    t.after(() => socket.terminate());
     const reply = new Promise((resolve) => socket.once("message", resolve));
     socket.send('{"protocol":"json","version":1}\u001e');
     assert.equal(String(await withTimeout(reply, 5_000, "handshake response")), "{}\u001e");
@@ -103,28 +104,34 @@ describe("endpoints over WebSockets", { concurrency: true }, () => {
     }
   });
 
-  test("raw /echo WebSocket without negotiate: a text frame is echoed once, as text", async () => {
+  test("raw /echo WebSocket without negotiate: a text frame is echoed once, as text", async (t) => {
     const socket = await openWebSocket(`${WS_BASE_URL}/echo`);
+    // Also when an assertion fails: an open socket would keep this file's process alive.
+    t.after(() => socket.terminate());
     const messages = [];
-    const first = new Promise((resolve) =>
-      socket.on("message", (data) => {
-        messages.push(data);
-        resolve();
-      }),
-    );
+    let arrived = () => {};
+    socket.on("message", (data) => {
+      messages.push(data);
+      arrived();
+    });
+    const nextEcho = () =>
+      withTimeout(new Promise((resolve) => (arrived = resolve)), 5_000, "echo");
+    let echoed = nextEcho();
     socket.send("message");
-    await withTimeout(first, 5_000, "echo");
+    await echoed;
     // ws 7 hands text frames over as strings and binary frames as Buffers.
     assert.equal(typeof messages[0], "string", "a text frame");
     assert.equal(messages[0], "message");
+    echoed = nextEcho();
     socket.send(UNICODE);
+    await echoed;
     await delay(100);
     assert.deepEqual(messages, ["message", UNICODE], "each echoed exactly once");
-    socket.terminate();
   });
 
-  test("raw /echo WebSocket without negotiate: clean close 1000", async () => {
+  test("raw /echo WebSocket without negotiate: clean close 1000", async (t) => {
     const socket = await openWebSocket(`${WS_BASE_URL}/echo`);
+    t.after(() => socket.terminate());
     const echoed = new Promise((resolve) => socket.once("message", resolve));
     socket.send("message");
     assert.equal(await withTimeout(echoed, 5_000, "echo"), "message");
@@ -136,13 +143,14 @@ describe("endpoints over WebSockets", { concurrency: true }, () => {
   });
 
   for (const skipNegotiation of [false, true]) {
-    test(`/echo through HttpConnection over WebSockets${skipNegotiation ? ", skipNegotiation" : ""}`, async () => {
+    test(`/echo through HttpConnection over WebSockets${skipNegotiation ? ", skipNegotiation" : ""}`, async (t) => {
       const logger = new MemoryLogger("echo");
       const connection = new HttpConnection(`${BASE_URL}/echo`, {
         transport: signalR.HttpTransportType.WebSockets,
         skipNegotiation,
         logger,
       });
+      t.after(() => connection.stop());
       const received = [];
       let gotOne;
       const one = new Promise((resolve) => (gotOne = resolve));
