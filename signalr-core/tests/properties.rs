@@ -159,12 +159,11 @@ fn hub_message(rules: Encoding, values: Encoding) -> BoxedStrategy<HubMessage> {
         raw_value(values).prop_map(CompletionResult::Value),
         error.prop_map(CompletionResult::Error),
     ];
-    let completion =
-        (headers.clone(), name(true, 8), result).prop_map(|(headers, id, result)| {
-            let mut m = Completion::new(id, result);
-            m.headers = headers;
-            HubMessage::from(m)
-        });
+    let completion = (headers.clone(), name(true, 8), result).prop_map(|(headers, id, result)| {
+        let mut m = Completion::new(id, result);
+        m.headers = headers;
+        HubMessage::from(m)
+    });
     let stream_invocation = (
         headers.clone(),
         non_empty_text(8),
