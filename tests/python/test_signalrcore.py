@@ -341,7 +341,11 @@ def test_client_stream_upload(server_url: str, transport: str, encoding: str) ->
         assert not h.unmatched_errors
 
 
+# Not run: after the server closes the connection on the malformed messages, the library's
+# stop() can hang past the suite's 30 s per-test limit on a loaded machine (seen in CI), so
+# the outcome depends on timing rather than on the server.
 @pytest.mark.xfail(
+    run=False,
     reason="client limitation: signalrcore's MessagePack encoder writes the upload invocation "
     "without its invocationId slot ([1, headers, target, args, streamIds]) and the stream's "
     "completion without a result kind ([3, headers, id]), so the server rejects the messages "

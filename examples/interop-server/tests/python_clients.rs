@@ -30,7 +30,7 @@ fn python_clients_against_interop_server() {
 
     let output = output_with_timeout(
         Command::new(&python)
-            .args(["-m", "pytest", "-q", "tests/python"])
+            .args(["-m", "pytest", "-q", "--tb=native", "tests/python"])
             .current_dir(&root)
             .env("INTEROP_SERVER_BIN", env!("CARGO_BIN_EXE_interop-server"))
             .env("PYTHONDONTWRITEBYTECODE", "1"),
