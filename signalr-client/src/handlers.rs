@@ -9,6 +9,35 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use signalr_core::{Encoding, RawValue};
 
+/// An error a handler answers a client-result call with: the server receives its text.
+///
+/// ```
+/// use signalr_client::HandlerError;
+///
+/// async fn pick(n: i32) -> Result<i32, HandlerError> {
+///     if n < 0 {
+///         return Err(HandlerError::new("negative"));
+///     }
+///     Ok(n * 2)
+/// }
+/// # let _ = pick;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError(String);
+
+impl HandlerError {
+    /// An error with this text.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Marker for plain handler results.
 #[derive(Debug)]
 pub enum Plain {}
@@ -18,6 +47,11 @@ pub enum Fallible {}
 
 /// What a handler may return: `()` (no result), any serializable value (a client result
 /// the server can wait for), or `Result<T, E>` whose error text goes back to the server.
+///
+/// For `E`, use an error type (anything `Display` that is not itself serializable, such as
+/// `std::io::Error`) or [`HandlerError`]. `Result<T, String>` does not compile: a `String`
+/// error makes the whole `Result` serializable too, and the two meanings clash; write
+/// `Err(HandlerError::new("..."))` instead.
 pub trait IntoClientResult<M>: Send + 'static {
     /// The result encoded for the server, `None` for no result, or the error text.
     fn into_client_result(self, encoding: Encoding) -> Result<Option<RawValue>, String>;

@@ -17,6 +17,12 @@
 //!     println!("{user}: {text}");
 //! });
 //! connection.on("GetVersion", || async { "1.0" });
+//! connection.on("Divide", |a: i32, b: i32| async move {
+//!     if b == 0 {
+//!         return Err(signalr_client::HandlerError::new("division by zero"));
+//!     }
+//!     Ok(a / b)
+//! });
 //!
 //! connection.start().await?;
 //!
@@ -69,7 +75,8 @@
 //!
 //! [`on`](HubConnection::on) registers an async function for a method the server calls;
 //! its parameters are the call's arguments. When the server waits for a result (a client
-//! result), the handler's return value answers it; an `Err` answers with its text; no
+//! result), the handler's return value answers it; an `Err` (of an error type, or
+//! [`HandlerError`]) answers with its text; no
 //! handler, or none returning a value, answers `Client didn't provide a result.`. A handler
 //! that does not await has run before the next message is looked at, so an event the
 //! server sends before completing an invocation is seen before `invoke` returns.
@@ -122,7 +129,7 @@ pub use self::connection::{ConnectionEvent, ConnectionState, HubConnection, HubS
 #[doc(inline)]
 pub use self::error::Error;
 #[doc(inline)]
-pub use self::handlers::{Fallible, Handler, IntoClientResult, Plain};
+pub use self::handlers::{Fallible, Handler, HandlerError, IntoClientResult, Plain};
 #[doc(inline)]
 pub use self::retry::{DefaultRetryPolicy, ExponentialBackoff, RetryContext, RetryPolicy};
 #[doc(no_inline)]
