@@ -259,44 +259,9 @@ pub fn run_node_tests_with_args(
         .args(args)
         .args(files)
         .envs(env.iter().copied())
-        .current_dir(node_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        .current_dir(node_dir());
     let what = format!("node --test {}", files.join(" "));
-    let child = command.spawn().map_err(|e| format!("spawn {what}: {e}"))?;
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(output) => output.map_err(|e| format!("{what}: {e}")),
-        Err(_) => {
-            // On Unix the runner leads its own process group: `-PID` names the group.
-            let target = if cfg!(unix) {
-                format!("-{pid}")
-            } else {
-                pid.to_string()
-            };
-            let _ = Command::new("kill").args(["-9", "--", &target]).status();
-            let partial = rx
-                .recv_timeout(Duration::from_secs(5))
-                .ok()
-                .and_then(Result::ok)
-                .map(|o| {
-                    format!(
-                        "\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                        String::from_utf8_lossy(&o.stdout),
-                        String::from_utf8_lossy(&o.stderr)
-                    )
-                })
-                .unwrap_or_default();
-            Err(format!("{what} did not finish within {timeout:?}{partial}"))
-        }
-    }
+    output_with_timeout(&mut command, &what, timeout)
 }
 
 /// The Node test files in `tests/node` whose names end in `suffix` (such as `.test.mjs`),
