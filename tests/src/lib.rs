@@ -63,6 +63,12 @@ impl ChildGuard {
     pub fn id(&self) -> u32 {
         self.0.id()
     }
+
+    /// The child's stderr, when it was piped (`Stdio::piped()` on the command) and not
+    /// taken yet.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.0.stderr.take()
+    }
 }
 
 impl Drop for ChildGuard {
