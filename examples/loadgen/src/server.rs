@@ -1,0 +1,144 @@
+//! The servers the scenarios measure, at `/bench`:
+//!
+//! - `signalr`: a `signalr-server` hub with `Echo(s)`, `Broadcast(s)` (to all, as
+//!   `Receive(s)`), `JoinGroup(g)` and `SendToGroup(g, s)`;
+//! - `bare`: the same WebSocket stack (axum's WebSocket over tokio-tungstenite, the same
+//!   4 KiB buffers) without SignalR. It echoes every data frame, except one containing
+//!   `Broadcast`, which it sends to every connection. The transport's ceiling.
+
+use std::io::Write;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::serve::ListenerExt;
+use futures_util::{SinkExt, StreamExt};
+use signalr_server::{Caller, Clients, Groups, Hub, SignalR};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+
+/// Which server to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    SignalR,
+    Bare,
+}
+
+impl Kind {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name {
+            "signalr" | "ours" => Some(Self::SignalR),
+            "bare" | "bare-ws" => Some(Self::Bare),
+            _ => None,
+        }
+    }
+}
+
+/// The benchmark hub.
+pub(crate) fn hub() -> Hub {
+    Hub::builder("Bench")
+        .method("Echo", |payload: String| async move { payload })
+        .method(
+            "Broadcast",
+            |clients: Clients, payload: String| async move {
+                clients.all().send("Receive", (payload,)).await
+            },
+        )
+        .method(
+            "JoinGroup",
+            |groups: Groups, caller: Caller, group: String| async move {
+                groups.add_to_group(caller.connection_id(), group).await
+            },
+        )
+        .method(
+            "SendToGroup",
+            |clients: Clients, group: String, payload: String| async move {
+                clients.group(group).send("Receive", (payload,)).await
+            },
+        )
+        .build()
+}
+
+/// Binds `addr`, prints `listening on <addr>` on stdout, and serves until killed.
+pub(crate) async fn run(kind: Kind, addr: &str) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    println!("listening on {local}");
+    std::io::stdout().flush()?;
+    match kind {
+        Kind::SignalR => SignalR::new().hub("/bench", hub()).serve(listener).await,
+        Kind::Bare => {
+            let (tx, _) = broadcast::channel::<Message>(4096);
+            let app = axum::Router::new().fallback(axum::routing::get(
+                move |upgrade: WebSocketUpgrade| {
+                    let tx = tx.clone();
+                    async move {
+                        upgrade
+                            .read_buffer_size(4 * 1024)
+                            .write_buffer_size(4 * 1024)
+                            .on_upgrade(move |socket| bare_connection(socket, tx))
+                    }
+                },
+            ));
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app).await
+        }
+    }
+}
+
+fn is_data(message: &Message) -> bool {
+    matches!(message, Message::Text(_) | Message::Binary(_))
+}
+
+fn is_broadcast(message: &Message) -> bool {
+    let bytes: &[u8] = match message {
+        Message::Text(text) => text.as_str().as_bytes(),
+        Message::Binary(data) => data,
+        _ => return false,
+    };
+    bytes.windows(9).any(|w| w == b"Broadcast")
+}
+
+async fn bare_connection(socket: WebSocket, tx: broadcast::Sender<Message>) {
+    let mut rx = tx.subscribe();
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(Ok(message)) = message else { return };
+                if !is_data(&message) {
+                    if matches!(message, Message::Close(_)) {
+                        return;
+                    }
+                    continue;
+                }
+                if is_broadcast(&message) {
+                    let _ = tx.send(message);
+                } else if sink.send(message).await.is_err() {
+                    return;
+                }
+            }
+            message = rx.recv() => {
+                match message {
+                    Ok(message) => {
+                        // Batch what else is waiting into one flush, as the SignalR
+                        // server's writer does.
+                        if sink.feed(message).await.is_err() {
+                            return;
+                        }
+                        while let Ok(more) = rx.try_recv() {
+                            if sink.feed(more).await.is_err() {
+                                return;
+                            }
+                        }
+                        if sink.flush().await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+}
