@@ -87,7 +87,19 @@ pub struct RequestInfo {
 
 impl RequestInfo {
     /// A snapshot from request parts.
+    ///
+    /// The URI and header values are copied: kept as they are, they would share (and keep
+    /// alive for the connection's whole life) the HTTP server's read buffer.
     pub fn new(method: Method, uri: Uri, headers: HeaderMap) -> Self {
+        let uri = Uri::try_from(uri.to_string()).unwrap_or(uri);
+        let headers = headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let name = http::HeaderName::from_bytes(name.as_str().as_bytes()).ok()?;
+                let value = http::HeaderValue::from_bytes(value.as_bytes()).ok()?;
+                Some((name, value))
+            })
+            .collect();
         Self {
             method,
             uri,
