@@ -1,0 +1,3 @@
+//! A Rust client for Conduit's hubs (work in progress).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Conduit's real-time layer (work in progress; see CONTRACT.md).
+
+fn main() {}
