@@ -646,7 +646,17 @@ fn dispatch(inner: &Weak<Inner>, hub: Hub, name: &str, args: Vec<Value>) {
         }
     };
     match known {
-        Some((callbacks, first_outcome)) => callbacks.call(&task_id, &event, first_outcome),
+        Some((callbacks, first_outcome)) => {
+            if first_outcome {
+                // A finished task sends nothing more: do not subscribe to it again after a
+                // reconnect (the server may not know it any more).
+                let finished = Subscription::Task(task_id.clone());
+                for list in lock(&inner.subscriptions).values_mut() {
+                    list.retain(|s| *s != finished);
+                }
+            }
+            callbacks.call(&task_id, &event, first_outcome);
+        }
         None => {
             let announces = matches!(
                 event,
@@ -890,8 +900,9 @@ impl ConduitClient {
 
     /// Subscribes to a task on the hub that reports on it ([`Hub::for_task`]: `img_` ids on
     /// the image-generation hub, `vid_` on the video-generation hub, others on the TaskHub),
-    /// with typed callbacks; renewed after every reconnect. The server's refusal
-    /// (`Unauthorized access to task`, `Task not found`) is in [`Error::hub_message`].
+    /// with typed callbacks; renewed after every reconnect until the task ends. The server's
+    /// refusal (`Unauthorized access to task`, `Task not found`) is in
+    /// [`Error::hub_message`].
     pub async fn subscribe_task(
         &self,
         task_id: &str,
@@ -922,6 +933,16 @@ impl ConduitClient {
             .await;
         if result.is_err() && previous.is_none() {
             lock(&self.inner.tasks).remove(task_id);
+        }
+        // It may have ended while the subscription was on its way.
+        let finished = lock(&self.inner.tasks)
+            .get(task_id)
+            .is_some_and(|entry| entry.finished);
+        if finished {
+            let subscription = Subscription::Task(task_id.to_owned());
+            for list in lock(&self.inner.subscriptions).values_mut() {
+                list.retain(|s| *s != subscription);
+            }
         }
         result
     }

@@ -1,0 +1,355 @@
+//! The `conduit-client` binary against the `conduit` server: follows a task type and the
+//! tasks it announces to completion, survives a server restart (reconnects with backoff,
+//! subscribes again) and follows a task on the new server; follows an image task by id over
+//! MessagePack; refuses an unknown key.
+//!
+//! The `conduit` binary is not a dependency of this package: it is looked up next to this
+//! test's executable (`cargo build -p conduit` puts it there; `.ci/test` does) and built
+//! with `cargo build -p conduit` when missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::print_stderr)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use signalr_tests::{ChildGuard, free_addr};
+
+const MASTER_KEY: &str = "conduit-test-master-key";
+
+/// `target/<profile>/conduit`, built first when missing.
+fn conduit_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile> directory");
+    let path = dir.join(format!("conduit{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "conduit"])
+            .status()
+            .expect("run cargo build -p conduit");
+        assert!(status.success(), "cargo build -p conduit failed");
+    }
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+fn start_conduit(addr: SocketAddr) -> ChildGuard {
+    let (guard, url) = ChildGuard::spawn_until_line(
+        Command::new(conduit_path()).args([
+            "--bind",
+            &addr.to_string(),
+            "--time-scale",
+            "0.05",
+            "--master-key",
+            MASTER_KEY,
+        ]),
+        "conduit listening on ",
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    assert_eq!(url, format!("http://{addr}"));
+    guard
+}
+
+/// A JSON request over a plain HTTP/1.1 connection; returns the status and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "chunked response: {head}"
+    );
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn create_key(addr: SocketAddr, key: Option<&str>) -> String {
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/keys",
+        MASTER_KEY,
+        &json!({"name": "cli", "key": key}),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["key"].as_str().unwrap().to_owned()
+}
+
+fn start_task(addr: SocketAddr, key: &str, path: &str, body: Value) -> String {
+    let (status, reply) = http(addr, "POST", path, key, &body);
+    assert_eq!(status, 202, "{reply}");
+    reply["taskId"].as_str().unwrap().to_owned()
+}
+
+/// The client binary, its stdout lines arriving on a channel.
+struct Client {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Client {
+    fn spawn(args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_conduit-client"));
+        command.args(args).stdout(Stdio::piped());
+        let mut child = command.stdin(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("client: {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line starting with `prefix`; returns it.
+    fn wait_for(&mut self, prefix: &str, timeout: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line starting with {prefix:?} within {timeout:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Reads until stdout closes (the process exited); returns everything seen.
+    fn finish(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return self.seen.clone(),
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "the client did not exit within {timeout:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Kills the client this test started, by its own pid, and reaps it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn follows_task_types_across_a_server_restart() {
+    let addr = free_addr();
+    let server = start_conduit(addr);
+    let key = create_key(addr, None);
+    let url = format!("http://{addr}");
+    let mut client = Client::spawn(&[
+        "--url",
+        &url,
+        "--key",
+        &key,
+        "--task-type",
+        "batch_embedding",
+        "--exit-after-completed",
+        "2",
+    ]);
+    for hub in [
+        "tasks",
+        "image-generation",
+        "video-generation",
+        "notifications",
+        "spend",
+        "webhooks",
+    ] {
+        client.wait_for(&format!("connected hub={hub} "), Duration::from_secs(30));
+    }
+    client.wait_for(
+        "subscribed hub=tasks task-type=batch_embedding",
+        Duration::from_secs(10),
+    );
+    client.wait_for("ready hubs=", Duration::from_secs(10));
+
+    // A task of the type: announced, followed, completed.
+    let first = start_task(
+        addr,
+        &key,
+        "/api/tasks",
+        json!({"taskType": "batch_embedding", "items": 60}),
+    );
+    client.wait_for(
+        &format!("event hub=tasks name=TaskStarted args=[\"{first}\",\"batch_embedding\","),
+        Duration::from_secs(10),
+    );
+    client.wait_for(
+        &format!("subscribed hub=tasks task={first}"),
+        Duration::from_secs(10),
+    );
+    client.wait_for(
+        &format!("event hub=tasks name=TaskProgress args=[\"{first}\","),
+        Duration::from_secs(10),
+    );
+    client.wait_for(
+        &format!("done task={first} outcome=completed"),
+        Duration::from_secs(30),
+    );
+
+    // Spend reaches the client's spend hub.
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/api/spend",
+        &key,
+        &json!({"amount": 0.5, "model": "gpt-4o", "provider": "openai"}),
+    );
+    assert_eq!(status, 200);
+    client.wait_for(
+        "event hub=spend name=SpendUpdate args=[{",
+        Duration::from_secs(10),
+    );
+
+    // The server restarts (keys live in memory: the same key is created again); the client
+    // reconnects and renews its subscriptions.
+    drop(server);
+    client.wait_for("reconnecting hub=tasks ", Duration::from_secs(30));
+    let server = start_conduit(addr);
+    assert_eq!(create_key(addr, Some(&key)), key);
+    client.wait_for(
+        "resubscribed hub=tasks task-type=batch_embedding",
+        Duration::from_secs(60),
+    );
+    let second = start_task(
+        addr,
+        &key,
+        "/api/tasks",
+        json!({"taskType": "batch_embedding", "items": 60}),
+    );
+    client.wait_for(
+        &format!("done task={second} outcome=completed"),
+        Duration::from_secs(30),
+    );
+    // Two completions: the client exits by itself.
+    let lines = client.finish(Duration::from_secs(15));
+    assert_eq!(lines.last().map(String::as_str), Some("stopped"));
+    assert!(
+        !lines.iter().any(|l| l.starts_with("decode-failed")),
+        "{lines:#?}"
+    );
+    drop(server);
+}
+
+#[test]
+fn follows_an_image_task_over_messagepack() {
+    let addr = free_addr();
+    let _server = start_conduit(addr);
+    let key = create_key(addr, None);
+    let task = start_task(
+        addr,
+        &key,
+        "/api/images/generations",
+        json!({"prompt": "a cat", "n": 10, "size": "1024x1024", "model": "dall-e-3"}),
+    );
+    let url = format!("http://{addr}");
+    let mut client = Client::spawn(&[
+        "--url",
+        &url,
+        "--key",
+        &key,
+        "--hubs",
+        "image-generation",
+        "--messagepack",
+        "--task",
+        &task,
+        "--exit-after-completed",
+        "1",
+    ]);
+    client.wait_for(
+        &format!("subscribed hub=image-generation task={task}"),
+        Duration::from_secs(30),
+    );
+    client.wait_for(
+        "event hub=image-generation name=ImageGenerationProgress args=[{",
+        Duration::from_secs(30),
+    );
+    let line = client.wait_for(
+        "event hub=image-generation name=ImageGenerationCompleted",
+        Duration::from_secs(30),
+    );
+    assert!(line.contains(&task), "{line}");
+    client.wait_for(
+        &format!("done task={task} outcome=completed"),
+        Duration::from_secs(10),
+    );
+    let lines = client.finish(Duration::from_secs(15));
+    assert!(
+        !lines.iter().any(|l| l.starts_with("decode-failed")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused() {
+    let addr = free_addr();
+    let _server = start_conduit(addr);
+    let output = signalr_tests::output_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_conduit-client")).args([
+            "--url",
+            &format!("http://{addr}"),
+            "--key",
+            &format!("condt_{}", "x".repeat(32)),
+            "--hubs",
+            "tasks",
+        ]),
+        "conduit-client",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+}
