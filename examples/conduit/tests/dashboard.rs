@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: starts `conduit` on a free loopback port with
 //! `--time-scale 0.05` and runs `tests/node/conduit/dashboard.test.mjs`, which drives
 //! Debian's chromium with `playwright-core`: it enters a key, connects every hub, starts
-//! tasks from the page and sees their progress bars complete, sees spend, a budget alert
+//! tasks from the page and sees their progress bars complete, a webhook's deliveries, spend, a budget alert
 //! and a provider health change, then stops the server (by the pid given here) and sees the
 //! status turn to reconnecting/disconnected, restarts it on the same address and sees the
 //! page reconnect and follow a new task. Screenshots go to the temporary directory.

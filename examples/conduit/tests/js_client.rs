@@ -1,8 +1,10 @@
 //! The official JavaScript client (`@microsoft/signalr`, JSON and MessagePack) against the
 //! `conduit` example: starts the server on a free loopback port with `--time-scale 0.05`
-//! and runs the Node tests in `tests/node/conduit/tasks.test.mjs` (tasks started over HTTP
-//! and followed to completion on the TaskHub and the media hubs, task types, refusals,
-//! isolation between virtual keys).
+//! and runs the Node tests in `tests/node/conduit/`: `tasks.test.mjs` (tasks started over
+//! HTTP and followed to completion on the TaskHub and the media hubs, task types, refusals,
+//! isolation between virtual keys) and `hubs.test.mjs` (webhook deliveries, notification
+//! preferences, the public video hub, cancelling, disabling keys, connection and rate
+//! limits, budgets, the metrics stream).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::print_stderr)]
@@ -45,7 +47,7 @@ fn official_js_client_follows_conduit_tasks() {
     let started = Instant::now();
     let output = run_node_tests_with_args(
         &["--test-concurrency=1", "--test-timeout=60000"],
-        &["conduit/tasks.test.mjs"],
+        &["conduit/tasks.test.mjs", "conduit/hubs.test.mjs"],
         &[
             ("CONDUIT_URL", url.as_str()),
             ("CONDUIT_MASTER_KEY", MASTER_KEY),
@@ -62,10 +64,10 @@ fn official_js_client_follows_conduit_tasks() {
         "node --test failed ({}):\n{stdout}\n--- stderr ---\n{stderr}",
         output.status
     );
-    assert!(tap_count(&stdout, "tests") >= 8, "{stdout}");
+    assert!(tap_count(&stdout, "tests") >= 20, "{stdout}");
     assert_eq!(tap_count(&stdout, "fail"), 0, "{stdout}");
     eprintln!(
-        "conduit/tasks.test.mjs in {:.1?}: {} tests, {} passed, {} skipped",
+        "conduit/tasks.test.mjs and hubs.test.mjs in {:.1?}: {} tests, {} passed, {} skipped",
         started.elapsed(),
         tap_count(&stdout, "tests"),
         tap_count(&stdout, "pass"),

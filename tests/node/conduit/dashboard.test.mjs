@@ -1,6 +1,7 @@
 // Conduit's dashboard in a real browser (Debian's chromium, driven by playwright-core): enter
 // a key, connect to every hub, start tasks from the page and watch their progress bars
-// reach completion, live spend and a budget alert, a provider health change; then the
+// reach completion, a webhook's deliveries, live spend and a budget alert, a provider
+// health change; then the
 // server stops and the status turns to reconnecting/disconnected, and, when the test may
 // restart the server, back to connected with a task followed on the new server.
 //
@@ -9,6 +10,7 @@
 // address), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default /tmp).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -127,11 +129,24 @@ test("the dashboard follows a key live, and shows the server going away", { time
   assert.equal(await page.evaluate(() => sessionStorage.getItem("conduit.key")), alice.key);
   assert.equal(await page.isHidden("#key-error"), true);
 
+  // A webhook added on the page shows its deliveries.
+  const receiver = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.end("ok"));
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise((resolve) => receiver.close(resolve)));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+  await page.fill("#webhook-url", hookUrl);
+  await page.click("#add-webhook");
+  await page.waitForSelector(`.webhook[data-url="${hookUrl}"]`, { timeout: 10000 });
+
   // Tasks started from the page run to completion.
   const taskId = await runTaskFromPage(page, "#start-task");
   assert.match(taskId, /^task_/);
   const imageId = await runTaskFromPage(page, "#start-image");
   assert.match(imageId, /^img_/);
+  await page.waitForSelector(`.webhook[data-url="${hookUrl}"] .delivery[data-status="succeeded"]`, { timeout: 15000 });
 
   // Live spend and a budget alert.
   await page.fill("#spend-amount", "8");
