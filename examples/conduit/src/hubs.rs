@@ -3,13 +3,16 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use signalr_redis::RedisBackplane;
 use signalr_server::{
-    Caller, Clients, Groups, Hub, HubBuilder, HubError, HubOptions, SignalR, State,
+    Caller, Clients, Groups, Hub, HubBuilder, HubError, HubFilter, HubOptions, InvocationContext,
+    InvokeResult, Next, SignalR, State,
 };
 
 use crate::app::{App, lock, now};
@@ -20,6 +23,8 @@ use crate::secure::{self, AuthMode, Guard, TaskAccess, check_task_access};
 pub(crate) const CHANNEL_PREFIX: &str = "conduit_signalr:";
 /// At most this many groups a connection may join through subscriptions.
 const MAX_SUBSCRIPTIONS: usize = 200;
+/// Invocations per minute per connection on the public (keyless) hub.
+const PUBLIC_RATE_PER_MINUTE: u32 = 60;
 
 /// The served hubs, their contexts for the notifier, and the Redis backplanes.
 pub(crate) struct Built {
@@ -298,6 +303,7 @@ fn media_hub(builder: HubBuilder, prefix: &'static str) -> Hub {
 /// proves the right to one owner's video tasks.
 fn public_video_hub(builder: HubBuilder) -> Hub {
     builder
+        .filter(PublicLimit)
         .method(
             "SubscribeToTask",
             |caller: Caller, clients: Clients, groups: Groups, State(app): State<App>, task_id: Option<String>, ephemeral_key: Option<String>| async move {
@@ -337,6 +343,46 @@ fn public_video_hub(builder: HubBuilder) -> Hub {
             },
         )
         .build()
+}
+
+/// The public hub's invocation budget of one connection: (window start, count).
+#[derive(Debug, Clone)]
+struct PublicWindow(Arc<Mutex<(Instant, u32)>>);
+
+/// Rate-limits each connection of the keyless public hub, which has no key to count
+/// against (a connection guessing ephemeral keys gets "Rate limit exceeded").
+#[derive(Debug, Clone, Copy)]
+struct PublicLimit;
+
+impl HubFilter for PublicLimit {
+    fn on_invoke<'a>(
+        &'a self,
+        invocation: &'a InvocationContext,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, InvokeResult> {
+        let caller = invocation.caller();
+        let window = caller.items().get::<PublicWindow>().unwrap_or_else(|| {
+            let fresh = PublicWindow(Arc::new(Mutex::new((Instant::now(), 0))));
+            caller.items().insert(fresh.clone());
+            fresh
+        });
+        let allowed = {
+            let mut w = lock(&window.0);
+            if w.0.elapsed() >= Duration::from_secs(60) {
+                *w = (Instant::now(), 0);
+            }
+            w.1 += 1;
+            w.1 <= PUBLIC_RATE_PER_MINUTE
+        };
+        if !allowed {
+            tracing::warn!(
+                connection = caller.connection_id(),
+                "public invocation refused: rate limit"
+            );
+            return Box::pin(async { Err(HubError::new("Rate limit exceeded")) });
+        }
+        next.run()
+    }
 }
 
 /// A connection's notification preferences.

@@ -265,3 +265,38 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Config, String> {
+        Config::from_args(list.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn flags() {
+        let config = args(&[
+            "--bind",
+            "127.0.0.1:0",
+            "--time-scale",
+            "0.05",
+            "--no-task-hub",
+            "--budget-thresholds",
+            "90,50,50",
+            "--master-key",
+            "m",
+        ])
+        .unwrap_or_default();
+        assert_eq!(config.bind, "127.0.0.1:0");
+        assert!((config.time_scale - 0.05).abs() < 1e-12);
+        assert!(!config.task_hub);
+        assert_eq!(config.budget_thresholds, [50, 90]);
+        assert_eq!(config.master_key, "m");
+        assert!(args(&["--time-scale", "0"]).is_err());
+        assert!(args(&["--time-scale", "NaN"]).is_err());
+        assert!(args(&["--budget-thresholds", "a"]).is_err());
+        assert!(args(&["--bind"]).is_err());
+        assert!(args(&["--what"]).is_err());
+    }
+}

@@ -595,3 +595,226 @@ async fn admin_metrics_stream_and_http_endpoints() {
     assert_eq!(status, 200);
     tasks.stop().await;
 }
+
+/// Positional `Task*` events of one task, as (name, arguments).
+fn task_events(
+    connection: &signalr_client::HubConnection,
+) -> mpsc::UnboundedReceiver<(String, Value)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let t = tx.clone();
+    connection.on(
+        "TaskFailed",
+        move |id: String, error: String, retryable: bool| {
+            let t = t.clone();
+            async move {
+                let _ = t.send(("TaskFailed".into(), json!([id, error, retryable])));
+            }
+        },
+    );
+    let t = tx.clone();
+    connection.on(
+        "TaskCancelled",
+        move |id: String, reason: Option<String>| {
+            let t = t.clone();
+            async move {
+                let _ = t.send(("TaskCancelled".into(), json!([id, reason])));
+            }
+        },
+    );
+    let t = tx.clone();
+    connection.on("TaskTimedOut", move |id: String, seconds: u32| {
+        let t = t.clone();
+        async move {
+            let _ = t.send(("TaskTimedOut".into(), json!([id, seconds])));
+        }
+    });
+    connection.on("TaskCompleted", move |id: String, result: Value| {
+        let t = tx.clone();
+        async move {
+            let _ = t.send(("TaskCompleted".into(), json!([id, result])));
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn failed_cancelled_and_timed_out_tasks() {
+    let server = server(&[]);
+    let base = &server.base;
+    let (_, key) = key(base, "judy").await;
+    let tasks = connect(base, "/hubs/tasks", &key).await;
+    let mut events = task_events(&tasks);
+    let start = |body: Value| {
+        let key = key.clone();
+        async move {
+            let reply = post_ok(&format!("{base}/api/tasks"), &key, body, 202).await;
+            reply["taskId"].as_str().unwrap().to_owned()
+        }
+    };
+
+    let failing = start(json!({ "taskType": "embedding", "items": 100, "fail": true })).await;
+    let _: () = tasks
+        .invoke("SubscribeToTask", (failing.clone(),))
+        .await
+        .unwrap();
+    let (name, args) = next(&mut events, "TaskFailed").await;
+    assert_eq!(name, "TaskFailed", "{args}");
+    assert_eq!(
+        (args[0].as_str(), args[2].as_bool()),
+        (Some(failing.as_str()), Some(true))
+    );
+
+    let long = start(json!({ "taskType": "embedding", "items": 1000 })).await;
+    let _: () = tasks
+        .invoke("SubscribeToTask", (long.clone(),))
+        .await
+        .unwrap();
+    post_ok(
+        &format!("{base}/api/tasks/{long}/cancel"),
+        &key,
+        json!({}),
+        202,
+    )
+    .await;
+    let (name, args) = next(&mut events, "TaskCancelled").await;
+    assert_eq!(
+        (name.as_str(), args[0].as_str()),
+        ("TaskCancelled", Some(long.as_str()))
+    );
+    let (status, view) = http("GET", &format!("{base}/api/tasks/{long}"), Some(&key), None).await;
+    assert_eq!((status, view["status"].as_str()), (200, Some("cancelled")));
+
+    let slow = start(json!({ "taskType": "embedding", "items": 1000, "timeoutSeconds": 20 })).await;
+    let _: () = tasks
+        .invoke("SubscribeToTask", (slow.clone(),))
+        .await
+        .unwrap();
+    let (name, args) = next(&mut events, "TaskTimedOut").await;
+    assert_eq!(name, "TaskTimedOut", "{args}");
+    assert_eq!(args, json!([slow, 20]));
+    tasks.stop().await;
+}
+
+#[tokio::test]
+async fn unusual_spending_and_spend_summaries() {
+    let server = server(&[]);
+    let base = &server.base;
+    let (_, key) = key(base, "kim").await;
+    let spend = connect(base, "/hubs/spend", &key).await;
+    let mut unusual = forward::<Value>(&spend, "UnusualSpendingDetected");
+    let mut summaries = forward::<Value>(&spend, "SpendSummary");
+    for amount in [0.1, 0.1, 0.1, 0.1, 0.1, 3.0] {
+        post_ok(
+            &format!("{base}/api/spend"),
+            &key,
+            json!({ "amount": amount, "model": "gpt-4o", "provider": "openai" }),
+            200,
+        )
+        .await;
+    }
+    let alert = next(&mut unusual, "UnusualSpendingDetected").await;
+    assert_eq!(alert["activityType"], "spend_spike");
+    let reply = post_ok(
+        &format!("{base}/api/spend/summary"),
+        &key,
+        json!({ "period": "daily" }),
+        200,
+    )
+    .await;
+    let pushed = next(&mut summaries, "SpendSummary").await;
+    assert_eq!(pushed["requestCount"], 6);
+    assert!(
+        (pushed["totalSpend"].as_f64().unwrap() - 3.5).abs() < 1e-9,
+        "{pushed}"
+    );
+    assert_eq!(pushed["topModels"][0]["model"], "gpt-4o");
+    assert_eq!(reply["periodType"], "daily");
+    spend.stop().await;
+}
+
+#[tokio::test]
+async fn messagepack_and_long_polling_clients_get_the_same_events() {
+    let server = server(&[]);
+    let base = &server.base;
+    let (_, key) = key(base, "leo").await;
+    let build = |path: &str, messagepack: bool, transport: signalr_client::TransportType| {
+        let key = key.clone();
+        let builder = signalr_client::HubConnectionBuilder::new(format!("{base}{path}"))
+            .transports([transport])
+            .access_token_provider(move || {
+                let key = key.clone();
+                async move { Ok(key) }
+            });
+        if messagepack {
+            builder.messagepack()
+        } else {
+            builder
+        }
+        .build()
+        .unwrap()
+    };
+    let images = build(
+        "/hubs/image-generation",
+        true,
+        signalr_client::TransportType::WebSockets,
+    );
+    let tasks = build(
+        "/hubs/tasks",
+        false,
+        signalr_client::TransportType::LongPolling,
+    );
+    let mut image_done = forward::<Value>(&images, "ImageGenerationCompleted");
+    let mut task_done = task_events(&tasks);
+    within("msgpack start", images.start()).await.unwrap();
+    within("long polling start", tasks.start()).await.unwrap();
+    let reply = post_ok(
+        &format!("{base}/api/images/generations"),
+        &key,
+        json!({ "prompt": "owl", "n": 3 }),
+        202,
+    )
+    .await;
+    let id = reply["taskId"].as_str().unwrap().to_owned();
+    let _: () = images
+        .invoke("SubscribeToTask", (id.clone(),))
+        .await
+        .unwrap();
+    let _: () = tasks
+        .invoke("SubscribeToTask", (id.clone(),))
+        .await
+        .unwrap();
+    let done = next(&mut image_done, "ImageGenerationCompleted over MessagePack").await;
+    assert_eq!(done["taskId"], id);
+    assert_eq!(done["imageUrls"].as_array().map(Vec::len), Some(3));
+    let (name, args) = next(&mut task_done, "TaskCompleted over long polling").await;
+    assert_eq!(
+        (name.as_str(), args[0].as_str()),
+        ("TaskCompleted", Some(id.as_str()))
+    );
+    images.stop().await;
+    tasks.stop().await;
+}
+
+#[tokio::test]
+async fn the_task_hub_is_behind_a_feature_flag() {
+    let server = server(&["--no-task-hub"]);
+    let base = &server.base;
+    let (_, key) = key(base, "mia").await;
+    let (status, _) = http(
+        "POST",
+        &format!("{base}/hubs/tasks/negotiate?negotiateVersion=1"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // The media hubs still work.
+    let (status, _) = http(
+        "POST",
+        &format!("{base}/hubs/image-generation/negotiate?negotiateVersion=1"),
+        Some(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}

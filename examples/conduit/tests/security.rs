@@ -424,3 +424,40 @@ async fn rate_and_connection_limits_trigger() {
 async fn key_named(base: &str) -> (u64, String) {
     key(base, "ivan").await
 }
+
+#[tokio::test]
+async fn the_public_hub_limits_guessing() {
+    let server = server(&[]);
+    let base = &server.base;
+    let public =
+        signalr_client::HubConnectionBuilder::new(format!("{base}/hubs/public/video-generation"))
+            .build()
+            .unwrap();
+    within("public connect", public.start()).await.unwrap();
+    let mut last = String::new();
+    for i in 0..61 {
+        last = invoke_err(
+            &public,
+            "SubscribeToTask",
+            ("vid_x", format!("ek_guess{i}")),
+        )
+        .await;
+        if i < 60 {
+            assert!(
+                last.contains("Invalid or expired ephemeral key"),
+                "{i}: {last}"
+            );
+        }
+    }
+    assert!(last.contains("Rate limit exceeded"), "{last}");
+    // Other connections are not affected.
+    let other =
+        signalr_client::HubConnectionBuilder::new(format!("{base}/hubs/public/video-generation"))
+            .build()
+            .unwrap();
+    within("second connect", other.start()).await.unwrap();
+    let err = invoke_err(&other, "SubscribeToTask", ("vid_x", "ek_guess")).await;
+    assert!(err.contains("Invalid or expired ephemeral key"), "{err}");
+    public.stop().await;
+    other.stop().await;
+}
