@@ -276,6 +276,11 @@ fn follows_task_types_across_a_server_restart() {
     // Two completions: the client exits by itself.
     let lines = client.finish(Duration::from_secs(15));
     assert_eq!(lines.last().map(String::as_str), Some("stopped"));
+    // The finished first task is not subscribed to again on the new server.
+    assert!(
+        !lines.iter().any(|l| l.starts_with("subscribe-failed")),
+        "{lines:#?}"
+    );
     assert!(
         !lines.iter().any(|l| l.starts_with("decode-failed")),
         "{lines:#?}"

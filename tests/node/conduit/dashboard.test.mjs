@@ -1,9 +1,9 @@
 // Conduit's dashboard in a real browser (Debian's chromium, driven by playwright-core): enter
 // a key, connect to every hub, start tasks from the page and watch their progress bars
 // reach completion, a webhook's deliveries, live spend and a budget alert, a provider
-// health change; then the
-// server stops and the status turns to reconnecting/disconnected, and, when the test may
-// restart the server, back to connected with a task followed on the new server.
+// health change; then the server stops and the status turns to reconnecting/disconnected,
+// and, when the test may restart the server, back to connected with a task followed on
+// the new server.
 //
 // Environment: CONDUIT_URL, CONDUIT_MASTER_KEY, CONDUIT_PID (the server, stopped by this
 // test), optionally CONDUIT_BIN and CONDUIT_ARGS (a JSON array; to restart it on the same
