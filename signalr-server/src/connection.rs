@@ -31,6 +31,8 @@ pub(crate) struct Outbound {
     queued: AtomicUsize,
     limit: usize,
     space: Notify,
+    /// Senders waiting for room: the writer wakes them only when there are some.
+    waiting: AtomicUsize,
 }
 
 impl Outbound {
@@ -41,6 +43,7 @@ impl Outbound {
             queued: AtomicUsize::new(0),
             limit,
             space: Notify::new(),
+            waiting: AtomicUsize::new(0),
         };
         (outbound, rx)
     }
@@ -49,7 +52,7 @@ impl Outbound {
     /// message). Never waits.
     fn try_push(&self, bytes: Bytes, tracked: bool) -> Result<(), Bytes> {
         let len = bytes.len();
-        let mut current = self.queued.load(Ordering::Acquire);
+        let mut current = self.queued.load(Ordering::SeqCst);
         loop {
             if current > 0 && current + len > self.limit {
                 return Err(bytes);
@@ -57,8 +60,8 @@ impl Outbound {
             match self.queued.compare_exchange_weak(
                 current,
                 current + len,
-                Ordering::AcqRel,
-                Ordering::Acquire,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
             ) {
                 Ok(_) => break,
                 Err(actual) => current = actual,
@@ -72,8 +75,12 @@ impl Outbound {
 
     /// Records that the writer sent `len` bytes, waking senders waiting for room.
     pub(crate) fn sent(&self, len: usize) {
-        self.queued.fetch_sub(len, Ordering::AcqRel);
-        self.space.notify_waiters();
+        // SeqCst on both sides (here and in `send_own`): either the waiter sees the room,
+        // or this sees the waiter.
+        self.queued.fetch_sub(len, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.space.notify_waiters();
+        }
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -82,6 +89,15 @@ impl Outbound {
 
     fn close(&self) {
         let _ = self.tx.send(Outgoing::Close);
+    }
+}
+
+/// One sender waiting for room in an outbound queue, for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -347,15 +363,25 @@ impl Connection {
     /// Sends bytes produced by this connection's own invocations: waits for room instead
     /// of closing, so a hub method or stream is slowed to the client's pace.
     pub(crate) async fn send_own(&self, bytes: Bytes) -> Result<(), Error> {
-        let mut bytes = bytes;
+        if self.closed.is_cancelled() {
+            return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
+        }
+        // Usually there is room: no waiting machinery then.
+        let Err(mut bytes) = self.outbound.try_push(bytes, true) else {
+            return Ok(());
+        };
+        let outbound = &self.outbound;
+        outbound.waiting.fetch_add(1, Ordering::SeqCst);
+        // Counted out again however this ends, a dropped future included.
+        let _waiting = Waiting(&outbound.waiting);
         loop {
             if self.closed.is_cancelled() {
                 return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
             }
-            let notified = self.outbound.space.notified();
+            let notified = outbound.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.outbound.try_push(bytes, true) {
+            match outbound.try_push(bytes, true) {
                 Ok(()) => return Ok(()),
                 Err(back) => bytes = back,
             }

@@ -109,7 +109,8 @@ async fn run_writer(
     let format = connection.protocol.transfer_format();
     let stateful = connection.stateful.as_ref();
     let mut sink = Some(sink);
-    let mut dropped = connection.transport_token();
+    let mut token = connection.transport_token();
+    let mut dropped = Box::pin(token.clone().cancelled_owned());
     let mut batch: Vec<Bytes> = Vec::new();
     let mut sinks_open = true;
     // Pings go straight to the transport from here, whatever the reading side is doing (a
@@ -121,7 +122,7 @@ async fn run_writer(
         let first = tokio::select! {
             // A dropped transport is dropped before anything else is sent on it.
             biased;
-            () = dropped.cancelled(), if sink.is_some() => {
+            () = &mut dropped, if sink.is_some() => {
                 // Dropped abruptly: no close frame.
                 sink = None;
                 if stateful.is_none() {
@@ -152,7 +153,8 @@ async fn run_writer(
                     continue;
                 };
                 sink = Some(new);
-                dropped = connection.transport_token();
+                token = connection.transport_token();
+                dropped = Box::pin(token.clone().cancelled_owned());
                 if let Some(state) = stateful {
                     if !resend(&connection, state, &mut sink, format, config.send_timeout).await {
                         sink = None;
@@ -197,7 +199,7 @@ async fn run_writer(
         connection.outbound.sent(size);
         if closing {
             // A transport dropped on purpose gets no close frame.
-            if dropped.is_cancelled() {
+            if token.is_cancelled() {
                 sink = None;
             }
             if let Some(mut s) = sink.take() {
@@ -221,12 +223,13 @@ async fn run_writer(
                     () = connection.closed.cancelled() => {}
                     // The transport may drop, and a new one come, while acknowledgements
                     // are awaited: the client's acks arrive only on a working transport.
-                    () = dropped.cancelled(), if sink.is_some() => sink = None,
+                    () = &mut dropped, if sink.is_some() => sink = None,
                     new = sinks.recv(), if sinks_open => {
                         sinks_open = new.is_some();
                         if let Some(new) = new {
                             sink = Some(new);
-                            dropped = connection.transport_token();
+                            token = connection.transport_token();
+                            dropped = Box::pin(token.clone().cancelled_owned());
                             if !resend(&connection, state, &mut sink, format, config.send_timeout).await {
                                 sink = None;
                             }
@@ -494,7 +497,7 @@ async fn run_lifecycle(
         connection: connection.clone(),
         arguments: Vec::new().into_iter(),
         uploads: Vec::new().into_iter(),
-        cancel: connection.closed.child_token(),
+        cancel: None,
         disconnect_error: error.clone(),
     };
     let future: BoxFuture<'static, Result<(), HubError>> = match handler {
@@ -579,17 +582,31 @@ fn spawn_pump(
     let dropped = connection.transport_token();
     tokio::spawn(
         async move {
+            // Made once and polled again each turn: a fresh wait per chunk would register
+            // and unregister with each token every time.
+            let stop = async {
+                tokio::select! {
+                    () = dropped.cancelled() => {}
+                    () = connection.closed.cancelled() => {}
+                }
+            };
+            tokio::pin!(stop);
             loop {
                 let chunk = tokio::select! {
+                    biased;
+                    () = &mut stop => return,
                     chunk = incoming.next() => chunk,
-                    () = dropped.cancelled() => return,
-                    () = connection.closed.cancelled() => return,
                 };
                 let Some(chunk) = chunk else { break };
+                let chunk = match tx.try_send(chunk) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    Err(mpsc::error::TrySendError::Full(chunk)) => chunk,
+                };
                 tokio::select! {
+                    biased;
+                    () = &mut stop => return,
                     sent = tx.send(chunk) => if sent.is_err() { return },
-                    () = dropped.cancelled() => return,
-                    () = connection.closed.cancelled() => return,
                 }
             }
             let graceful = end.graceful.load(Ordering::Acquire);
@@ -624,7 +641,14 @@ async fn read_loop(
     let mut last_received = Instant::now();
     let mut got_data = true;
     let mut acks = tokio::time::interval(Duration::from_secs(1));
-    let mut dropped = connection.transport_token();
+    let mut dropped = Box::pin(connection.transport_token().cancelled_owned());
+    let closed = connection.closed.cancelled();
+    tokio::pin!(closed);
+    // One timer for the client timeout, re-armed when it fires early (data came in since it
+    // was set) rather than moved for every chunk.
+    let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    let timeout = tokio::time::sleep_until(far());
+    tokio::pin!(timeout);
     let mut detached_since: Option<tokio::time::Instant> = None;
     loop {
         // Parse and dispatch whatever is complete. Time spent dispatching does not count
@@ -632,7 +656,7 @@ async fn read_loop(
         loop {
             match reader.next_message() {
                 Ok(Some(message)) => {
-                    metrics::counter!("signalr_messages_received_total", "hub" => shared.name.clone()).increment(1);
+                    metrics::counter!("signalr_messages_received_total", "hub" => shared.label.clone()).increment(1);
                     if message.is_trackable() {
                         if let Some(state) = &connection.stateful {
                             if !state.receive() {
@@ -660,13 +684,12 @@ async fn read_loop(
         let timeout_at = if connection.received_ping.load(Ordering::Relaxed) {
             tokio::time::Instant::from_std(last_received + options.client_timeout_interval)
         } else {
-            tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)
+            far()
         };
+        if timeout.deadline() > timeout_at {
+            timeout.as_mut().reset(timeout_at);
+        }
         let stateful = connection.stateful.is_some();
-        let reconnect_deadline = detached_since.map_or_else(
-            || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600),
-            |since| since + options.disconnect_timeout,
-        );
         tokio::select! {
             chunk = transport.chunks.recv(), if detached_since.is_none() => match chunk {
                 Some(chunk) => {
@@ -682,7 +705,7 @@ async fn read_loop(
                     detached_since = Some(tokio::time::Instant::now());
                 }
             },
-            () = dropped.cancelled(), if detached_since.is_none() => {
+            () = &mut dropped, if detached_since.is_none() => {
                 if stateful {
                     detached_since = Some(tokio::time::Instant::now());
                 } else {
@@ -699,14 +722,18 @@ async fn read_loop(
                 let Some(io) = io else { continue };
                 tracing::debug!("stateful reconnect");
                 transport.swap(connection, io);
-                dropped = connection.transport_token();
+                dropped = Box::pin(connection.transport_token().cancelled_owned());
                 detached_since = None;
                 got_data = true;
                 // The client starts its half with a Sequence; partial data from the old
                 // transport is gone.
                 reader = MessageReader::new(connection.protocol.clone(), options.maximum_receive_message_size);
             }
-            () = tokio::time::sleep_until(reconnect_deadline), if detached_since.is_some() => {
+            () = async {
+                if let Some(since) = detached_since {
+                    tokio::time::sleep_until(since + options.disconnect_timeout).await;
+                }
+            }, if detached_since.is_some() => {
                 tracing::debug!("no stateful reconnect in time");
                 connection.close(CloseCause::Client);
                 return;
@@ -718,7 +745,12 @@ async fn read_loop(
                     }
                 }
             }
-            () = tokio::time::sleep_until(timeout_at), if detached_since.is_none() => {
+            () = &mut timeout, if detached_since.is_none() => {
+                if tokio::time::Instant::now() < timeout_at {
+                    // Set for an earlier deadline; data has come since.
+                    timeout.as_mut().reset(timeout_at);
+                    continue;
+                }
                 let detail = HubError::exception(
                     "OperationCanceledException",
                     "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.",
@@ -726,7 +758,7 @@ async fn read_loop(
                 connection.close(CloseCause::Error(Some(detail)));
                 return;
             }
-            () = connection.closed.cancelled() => {
+            () = &mut closed => {
                 // Hand over what the transport delivered before it ended, then stop.
                 let mut more = false;
                 while let Ok(chunk) = transport.chunks.try_recv() {
@@ -882,7 +914,7 @@ async fn invoke(
             }
         }
     };
-    let Some(method) = shared.method(&target) else {
+    let Some(method) = shared.method(&target).cloned() else {
         tracing::debug!(%target, "unknown hub method");
         respond(failed_to_invoke(
             &target,
@@ -905,7 +937,7 @@ async fn invoke(
         respond(text).await;
         return;
     }
-    if let Some(policy) = shared.method_policies.get(&method.name.to_lowercase()) {
+    if let Some(policy) = shared.method_policy(&method) {
         if !policy(connection.identity.as_ref()) {
             respond(format!(
                 "Failed to invoke '{target}' because user is unauthorized"
@@ -939,19 +971,19 @@ async fn invoke(
         .await;
         return;
     }
-    let cancel = connection.closed.child_token();
-    let tracked = match &invocation_id {
-        Some(id) => {
-            if connection.add_running(id, cancel.clone()) {
-                true
-            } else if streaming {
+    // Only streams can be cancelled by the client (as in ASP.NET Core), so only they get a
+    // token of their own and an entry in the running map; other methods that ask for a
+    // token get one tied to the connection.
+    let cancel = streaming.then(|| connection.closed.child_token());
+    let tracked = match (&invocation_id, &cancel) {
+        (Some(id), Some(token)) => {
+            if !connection.add_running(id, token.clone()) {
                 respond(format!("Invocation ID '{id}' is already in use.")).await;
                 return;
-            } else {
-                false
             }
+            true
         }
-        None => false,
+        _ => false,
     };
     let mut uploads = Vec::with_capacity(stream_ids.len());
     for id in &stream_ids {
@@ -959,18 +991,14 @@ async fn invoke(
         connection.add_upload(id.clone(), tx);
         uploads.push(rx);
     }
-    let context = InvocationContext {
+    let context = (!shared.filters.is_empty()).then(|| InvocationContext {
         caller: Caller {
             connection: connection.clone(),
         },
         hub: shared.name.clone(),
         method: method.name.clone(),
-        arguments: if shared.filters.is_empty() {
-            Vec::new()
-        } else {
-            arguments.clone()
-        },
-    };
+        arguments: arguments.clone(),
+    });
     let call = Call {
         shared: shared.clone(),
         connection: connection.clone(),
@@ -979,25 +1007,10 @@ async fn invoke(
         cancel: cancel.clone(),
         disconnect_error: None,
     };
-    let cleanup = {
-        let connection = connection.clone();
-        let stream_ids = stream_ids.clone();
-        let invocation_id = invocation_id.clone();
-        move || {
-            for id in &stream_ids {
-                connection.remove_upload(id);
-            }
-            if tracked {
-                if let Some(id) = &invocation_id {
-                    connection.remove_running(id);
-                }
-            }
-        }
-    };
     let future = match (method.bind)(call) {
         Ok(future) => future,
         Err(err) => {
-            cleanup();
+            finish(connection, &stream_ids, tracked, invocation_id.as_deref());
             let detail = HubError::exception("InvalidDataException", bind_text(&err));
             respond(failed_to_invoke(&target, &detail, detailed)).await;
             return;
@@ -1007,24 +1020,38 @@ async fn invoke(
     // slot, the next invocation waits here, which keeps results in order.
     let permit = if streaming || !stream_ids.is_empty() {
         None
+    } else if let Ok(permit) = invocations.clone().try_acquire_owned() {
+        Some(permit)
     } else {
         tokio::select! {
             permit = invocations.clone().acquire_owned() => permit.ok(),
-            () = connection.closed.cancelled() => { cleanup(); return; }
+            () = connection.closed.cancelled() => {
+                finish(connection, &stream_ids, tracked, invocation_id.as_deref());
+                return;
+            }
         }
     };
-    let span = tracing::info_span!("signalr_invocation", method = %method.name, invocation_id = invocation_id.as_deref().unwrap_or(""));
+    let span = tracing::debug_span!("signalr_invocation", method = %method.name);
     let connection = connection.clone();
     let shared = shared.clone();
-    tokio::spawn(
+    let mut task = Box::pin(
         async move {
             let started = Instant::now();
-            let next = Next {
-                filters: &shared.filters,
-                context: &context,
-                method: future,
+            let run = async {
+                match &context {
+                    Some(context) => {
+                        Next {
+                            filters: &shared.filters,
+                            context,
+                            method: future,
+                        }
+                        .run()
+                        .await
+                    }
+                    None => future.await,
+                }
             };
-            let outcome = match AssertUnwindSafe(next.run()).catch_unwind().await {
+            let outcome = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(outcome) => outcome,
                 Err(panic) => {
                     let message = panic_message(&*panic);
@@ -1033,28 +1060,52 @@ async fn invoke(
                 }
             };
             let labels = [
-                ("hub", shared.name.clone()),
-                ("method", method.name.clone()),
+                metrics::Label::new("hub", shared.label.clone()),
+                metrics::Label::new("method", method.label.clone()),
             ];
-            metrics::histogram!("signalr_invocation_duration_seconds", &labels)
+            metrics::histogram!("signalr_invocation_duration_seconds", labels.iter())
                 .record(started.elapsed().as_secs_f64());
             if outcome.is_err() {
-                metrics::counter!("signalr_invocation_errors_total", &labels).increment(1);
+                metrics::counter!("signalr_invocation_errors_total", labels.iter()).increment(1);
             }
             deliver(
                 &connection,
                 invocation_id.as_deref(),
                 &target,
                 outcome,
-                &cancel,
+                cancel.as_ref(),
                 detailed,
             )
             .await;
             drop(permit);
-            cleanup();
+            finish(&connection, &stream_ids, tracked, invocation_id.as_deref());
         }
         .instrument(span),
     );
+    // Most methods finish without waiting (an echo, a send to a group): run them here, at
+    // once, and spawn a task only for those that do wait. A method polled here and found
+    // waiting is polled again by its task, which then holds the waker that matters.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if task.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(task);
+    }
+}
+
+/// Forgets an invocation's upload streams and, for a stream, its running entry.
+fn finish(
+    connection: &Connection,
+    stream_ids: &[String],
+    tracked: bool,
+    invocation_id: Option<&str>,
+) {
+    for id in stream_ids {
+        connection.remove_upload(id);
+    }
+    if tracked {
+        if let Some(id) = invocation_id {
+            connection.remove_running(id);
+        }
+    }
 }
 
 async fn send_completion(connection: &Connection, completion: Completion) {
@@ -1074,7 +1125,7 @@ async fn deliver(
     invocation_id: Option<&str>,
     target: &str,
     outcome: Result<HubValue, HubError>,
-    cancel: &CancellationToken,
+    cancel: Option<&CancellationToken>,
     detailed: bool,
 ) {
     let unexpected = |err: &HubError| {
@@ -1103,9 +1154,12 @@ async fn deliver(
         MethodOutput::Value(None) => send_completion(connection, Completion::void(id)).await,
         MethodOutput::Stream(mut items) => {
             loop {
-                let item = tokio::select! {
-                    item = items.next() => item,
-                    () = cancel.cancelled() => None,
+                let item = match cancel {
+                    Some(cancel) => tokio::select! {
+                        item = items.next() => item,
+                        () = cancel.cancelled() => None,
+                    },
+                    None => items.next().await,
                 };
                 match item {
                     Some(Ok(item)) => {

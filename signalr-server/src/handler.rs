@@ -28,7 +28,9 @@ pub struct Call {
     pub(crate) connection: Arc<Connection>,
     pub(crate) arguments: std::vec::IntoIter<RawValue>,
     pub(crate) uploads: std::vec::IntoIter<mpsc::Receiver<UploadItem>>,
-    pub(crate) cancel: CancellationToken,
+    /// The invocation's own token (streams, which a client can cancel); `None`: a child of
+    /// the connection's, made only if the method asks for one.
+    pub(crate) cancel: Option<CancellationToken>,
     pub(crate) disconnect_error: Option<String>,
 }
 
@@ -191,7 +193,10 @@ context_extractor!(Groups, |call| Groups {
 context_extractor!(HubContext, |call| HubContext {
     shared: call.shared.clone()
 });
-context_extractor!(CancellationToken, |call| call.cancel.clone());
+context_extractor!(CancellationToken, |call| call
+    .cancel
+    .clone()
+    .unwrap_or_else(|| call.connection.closed.child_token()));
 context_extractor!(DisconnectReason, |call| DisconnectReason {
     error: call.disconnect_error.clone()
 });

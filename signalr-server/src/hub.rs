@@ -50,6 +50,8 @@ type BoundLifecycle =
 /// A registered method.
 pub(crate) struct Method {
     pub(crate) name: String,
+    /// The name as a metrics label value, shared instead of copied per invocation.
+    pub(crate) label: metrics::SharedString,
     pub(crate) streaming: bool,
     pub(crate) arguments: usize,
     pub(crate) uploads: usize,
@@ -59,7 +61,12 @@ pub(crate) struct Method {
 /// What every connection of a hub shares.
 pub(crate) struct HubShared {
     pub(crate) name: String,
+    /// The name as a metrics label value, shared instead of copied per message.
+    pub(crate) label: metrics::SharedString,
+    /// Methods by lower-case name (ASP.NET Core matches targets case-insensitively).
     pub(crate) methods: HashMap<String, Arc<Method>>,
+    /// Methods by their registered name: the usual spelling, found without lower-casing.
+    pub(crate) exact: HashMap<String, Arc<Method>>,
     pub(crate) options: HubOptions,
     pub(crate) protocols: Vec<Arc<dyn HubProtocol>>,
     pub(crate) backplane: Arc<dyn Backplane>,
@@ -74,8 +81,18 @@ pub(crate) struct HubShared {
 }
 
 impl HubShared {
-    pub(crate) fn method(&self, target: &str) -> Option<Arc<Method>> {
-        self.methods.get(&target.to_lowercase()).cloned()
+    pub(crate) fn method(&self, target: &str) -> Option<&Arc<Method>> {
+        self.exact
+            .get(target)
+            .or_else(|| self.methods.get(&target.to_lowercase()))
+    }
+
+    /// The authorization policy of a method, if it has one.
+    pub(crate) fn method_policy(&self, method: &Method) -> Option<&Policy> {
+        if self.method_policies.is_empty() {
+            return None;
+        }
+        self.method_policies.get(&method.name.to_lowercase())
     }
 
     pub(crate) fn protocol(&self, name: &str) -> Option<Arc<dyn HubProtocol>> {
@@ -243,8 +260,10 @@ impl HubBuilder {
                     .map(|v| HubValue(MethodOutput::Value(v)))
             }) as BoxFuture<'static, _>)
         });
+        let name: String = name.into();
         self.insert(Method {
-            name: name.into(),
+            label: metrics::SharedString::from(Arc::<str>::from(name.as_str())),
+            name,
             streaming: false,
             arguments,
             uploads,
@@ -272,8 +291,10 @@ impl HubBuilder {
                     .map(|s| HubValue(MethodOutput::Stream(s)))
             }) as BoxFuture<'static, _>)
         });
+        let name: String = name.into();
         self.insert(Method {
-            name: name.into(),
+            label: metrics::SharedString::from(Arc::<str>::from(name.as_str())),
+            name,
             streaming: true,
             arguments,
             uploads,
@@ -370,7 +391,13 @@ impl HubBuilder {
     pub fn build(self) -> Hub {
         Hub {
             shared: Arc::new(HubShared {
+                label: metrics::SharedString::from(Arc::<str>::from(self.name.as_str())),
                 name: self.name,
+                exact: self
+                    .methods
+                    .values()
+                    .map(|m| (m.name.clone(), m.clone()))
+                    .collect(),
                 methods: self.methods,
                 options: self.options,
                 protocols: self.protocols,
