@@ -73,6 +73,18 @@ fn require_master(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<(), ApiEr
     Err(ApiError::unauthorized())
 }
 
+/// Refuses a new task when key `id` has too many running.
+fn task_slot(app: &App, id: u64) -> Result<(), ApiError> {
+    if app.tasks_running_of(id) >= crate::app::MAX_RUNNING_TASKS {
+        tracing::warn!(key = id, "task refused: too many running");
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many running tasks for this key",
+        ));
+    }
+    Ok(())
+}
+
 /// The caller's usable virtual key.
 fn require_key(app: &App, headers: &HeaderMap, uri: &Uri) -> Result<KeyRecord, ApiError> {
     let info = request_info(headers, uri);
@@ -268,6 +280,7 @@ async fn create_image(
     body: Bytes,
 ) -> ApiResult {
     let key = require_key(&app, &headers, &uri)?;
+    task_slot(&app, key.id)?;
     let new: NewImage = parse(&body)?;
     let prompt = text_field(new.prompt, "prompt", "", 4000)?;
     if prompt.trim().is_empty() {
@@ -304,6 +317,7 @@ async fn create_video(
     body: Bytes,
 ) -> ApiResult {
     let key = require_key(&app, &headers, &uri)?;
+    task_slot(&app, key.id)?;
     let new: NewVideo = parse(&body)?;
     let prompt = text_field(new.prompt, "prompt", "", 4000)?;
     if prompt.trim().is_empty() {
@@ -343,6 +357,7 @@ async fn create_task(
     body: Bytes,
 ) -> ApiResult {
     let key = require_key(&app, &headers, &uri)?;
+    task_slot(&app, key.id)?;
     let new: NewTask = parse(&body)?;
     let task_type = new.task_type.unwrap_or_else(|| "batch_embedding".into());
     if task_type.is_empty()

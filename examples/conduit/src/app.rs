@@ -49,6 +49,11 @@ pub(crate) fn uuid() -> String {
 /// How long an ephemeral key and a task's ownership record live.
 pub(crate) const EPHEMERAL_TTL: Duration = Duration::from_secs(3600);
 
+/// How long a finished task stays queryable (and subscribable) on this instance.
+pub(crate) const FINISHED_TASK_TTL: Duration = Duration::from_secs(3600);
+/// At most this many running tasks per key.
+pub(crate) const MAX_RUNNING_TASKS: usize = 100;
+
 /// One virtual key.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyEntry {
@@ -220,6 +225,8 @@ pub(crate) struct Task {
     pub(crate) fail: bool,
     pub(crate) cancel: CancellationToken,
     pub(crate) created_at: String,
+    /// When the task reached a final status.
+    pub(crate) finished: Option<Instant>,
 }
 
 impl Task {
@@ -444,6 +451,22 @@ impl AppState {
             Some(redis) => redis.task_owner(id).await,
             None => None,
         }
+    }
+
+    /// Running (not final) tasks of key `owner`.
+    pub(crate) fn tasks_running_of(&self, owner: u64) -> usize {
+        lock(&self.tasks)
+            .values()
+            .filter(|t| t.owner == owner && !t.status.is_final())
+            .count()
+    }
+
+    /// Forgets tasks that ended more than `FINISHED_TASK_TTL` ago.
+    pub(crate) fn sweep_tasks(&self) -> usize {
+        let mut tasks = lock(&self.tasks);
+        let before = tasks.len();
+        tasks.retain(|_, t| t.finished.is_none_or(|at| at.elapsed() < FINISHED_TASK_TTL));
+        before - tasks.len()
     }
 
     pub(crate) fn tasks_running(&self) -> usize {

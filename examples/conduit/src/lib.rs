@@ -144,15 +144,36 @@ pub struct Running {
     /// The demo key, with `--seed-demo`.
     pub demo_key: Option<String>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    stopping: signalr_server::CancellationToken,
 }
 
 impl Running {
-    /// Waits until the server stops (on Ctrl-C or SIGTERM).
+    /// Waits until the server stops: on Ctrl-C or SIGTERM it stops accepting, and gives
+    /// open connections (WebSockets and event streams never end by themselves)
+    /// [`SHUTDOWN_GRACE`] before returning.
     pub async fn wait(self) -> std::io::Result<()> {
-        match self.serve.await {
-            Ok(result) => result,
-            Err(err) => Err(std::io::Error::other(err)),
+        let grace = async {
+            self.stopping.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::info!("shutdown grace over; closing the remaining connections");
+        };
+        tokio::select! {
+            served = self.serve => match served {
+                Ok(result) => result,
+                Err(err) => Err(std::io::Error::other(err)),
+            },
+            () = grace => Ok(()),
         }
+    }
+}
+
+/// How long open connections get after Ctrl-C or SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+impl Running {
+    /// Stops the server as a signal would.
+    pub fn stop(&self) {
+        self.stopping.cancel();
     }
 }
 
@@ -235,15 +256,26 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         ));
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let addr = listener.local_addr()?;
+    let stopping = signalr_server::CancellationToken::new();
+    {
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            shutdown().await;
+            tracing::info!("shutting down");
+            stopping.cancel();
+        });
+    }
+    let stopped = stopping.clone();
     let serve = tokio::spawn(async move {
         axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown())
+            .with_graceful_shutdown(async move { stopped.cancelled().await })
             .await
     });
     Ok(Running {
         addr,
         demo_key,
         serve,
+        stopping,
     })
 }
 

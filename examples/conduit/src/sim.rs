@@ -42,6 +42,7 @@ pub(crate) async fn start_task(
         fail,
         cancel: CancellationToken::new(),
         created_at: now(),
+        finished: None,
     };
     lock(&app.tasks).insert(task.id.clone(), task.clone());
     if let Some(redis) = &app.redis {
@@ -264,6 +265,7 @@ fn finish(
         return false;
     }
     t.status = status;
+    t.finished = Some(Instant::now());
     if status == TaskStatus::Completed {
         t.progress = 100;
     }
@@ -603,7 +605,8 @@ pub(crate) async fn health_checks(app: App) {
             };
             p.response_time_ms = base + (tick.wrapping_mul(37).wrapping_add(p.id * 11)) % 60;
         }
-        tracing::debug!("provider health checks done");
+        let swept = app.sweep_tasks();
+        tracing::debug!(swept, "provider health checks done, old tasks swept");
     }
 }
 
