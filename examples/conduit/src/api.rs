@@ -640,9 +640,13 @@ async fn metrics(State(app): State<App>) -> Response {
         .iter()
         .map(signalr_redis::RedisBackplane::lost_messages)
         .sum();
-    let text = app
+    let mut text = app
         .telemetry
         .prometheus(&app.guard, app.tasks_running(), lost);
+    if let Some(recorder) = crate::recorder::installed() {
+        text.push_str("# signalr-server's own metrics (the `metrics` facade)\n");
+        text.push_str(&recorder.render());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

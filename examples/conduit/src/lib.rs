@@ -16,6 +16,7 @@ mod api;
 mod app;
 mod events;
 mod hubs;
+mod recorder;
 mod sim;
 mod store;
 mod telemetry;
@@ -184,6 +185,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
             "using the development master key {DEV_MASTER_KEY:?}: set --master-key or CONDUIT_MASTER_KEY"
         );
     }
+    recorder::install();
     let redis = match &config.redis {
         Some(url) => Some(
             store::RedisStore::new(url)

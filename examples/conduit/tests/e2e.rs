@@ -583,6 +583,9 @@ async fn admin_metrics_stream_and_http_endpoints() {
         "conduit_signalr_reconnections_total",
         "conduit_signalr_authentication_failures_total",
         "conduit_signalr_message_latency_ms_avg",
+        // signalr-server's own, through the `metrics` facade.
+        "signalr_connections_active{",
+        "signalr_messages_received_total",
     ] {
         assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
     }
