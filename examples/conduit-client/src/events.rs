@@ -100,6 +100,13 @@ pub struct BatchOperation {
     pub extra: Map<String, Value>,
 }
 
+impl BatchOperation {
+    /// The `status` field (`completed`, `failed`, `cancelled`), when present.
+    pub fn status(&self) -> Option<&str> {
+        self.extra.get("status").and_then(Value::as_str)
+    }
+}
+
 /// `ImageGenerationStarted` on `/hubs/image-generation`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -645,10 +652,16 @@ impl ConduitEvent {
     pub fn outcome(&self) -> Option<TaskOutcome> {
         use ConduitEvent as E;
         match self {
+            // A batch operation ends with `BatchOperationCompleted` whatever happened; its
+            // `status` tells.
+            E::BatchOperationCompleted(e) => Some(match e.status() {
+                Some("failed") => TaskOutcome::Failed,
+                Some("cancelled") => TaskOutcome::Cancelled,
+                _ => TaskOutcome::Completed,
+            }),
             E::TaskCompleted(_)
             | E::ImageGenerationCompleted(_)
-            | E::VideoGenerationCompleted(_)
-            | E::BatchOperationCompleted(_) => Some(TaskOutcome::Completed),
+            | E::VideoGenerationCompleted(_) => Some(TaskOutcome::Completed),
             E::TaskFailed(_) | E::ImageGenerationFailed(_) | E::VideoGenerationFailed(_) => {
                 Some(TaskOutcome::Failed)
             }
@@ -672,6 +685,15 @@ impl ConduitEvent {
                 Some(e.reason.clone().unwrap_or_else(|| "cancelled".into()))
             }
             E::TaskTimedOut(e) => Some(format!("timed out after {} s", e.timeout_seconds)),
+            E::BatchOperationCompleted(e) if e.status() != Some("completed") => Some(
+                e.extra
+                    .get("errors")
+                    .and_then(|errors| errors.get(0))
+                    .and_then(Value::as_str)
+                    .or_else(|| e.status())
+                    .unwrap_or("failed")
+                    .to_owned(),
+            ),
             _ => None,
         }
     }
@@ -713,6 +735,20 @@ mod tests {
         assert_eq!(e.error_text().as_deref(), Some("boom"));
         let e = decode(Hub::Tasks, "TaskCompleted", json!(["task_1", {"ok": 1}]));
         assert_eq!(e.outcome(), Some(TaskOutcome::Completed));
+        let e = decode(
+            Hub::Tasks,
+            "BatchOperationCompleted",
+            json!([{"operationId": "task_1", "status": "failed", "errors": ["boom"]}]),
+        );
+        assert_eq!(e.outcome(), Some(TaskOutcome::Failed));
+        assert_eq!(e.error_text().as_deref(), Some("boom"));
+        let e = decode(
+            Hub::Tasks,
+            "BatchOperationCompleted",
+            json!([{"operationId": "task_1", "status": "completed"}]),
+        );
+        assert_eq!(e.outcome(), Some(TaskOutcome::Completed));
+        assert_eq!(e.error_text(), None);
     }
 
     #[test]

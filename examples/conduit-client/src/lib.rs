@@ -901,8 +901,9 @@ impl ConduitClient {
     /// Subscribes to a task on the hub that reports on it ([`Hub::for_task`]: `img_` ids on
     /// the image-generation hub, `vid_` on the video-generation hub, others on the TaskHub),
     /// with typed callbacks; renewed after every reconnect until the task ends. The server's
-    /// refusal (`Unauthorized access to task`, `Task not found`) is in
-    /// [`Error::hub_message`].
+    /// refusal is in [`Error::hub_message`], worded as ASP.NET Core words a `HubException`:
+    /// `An unexpected error occurred invoking 'SubscribeToTask' on the server.
+    /// HubException: Unauthorized access to task` (or `Task not found`).
     pub async fn subscribe_task(
         &self,
         task_id: &str,
