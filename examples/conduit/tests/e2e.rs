@@ -75,7 +75,7 @@ async fn task_hub_follows_a_batch_task_to_completion() {
     let reply = post_ok(
         &format!("{base}/api/tasks"),
         &key,
-        json!({ "taskType": "batch_embedding", "items": 20 }),
+        json!({ "taskType": "batch_embedding", "items": 100 }),
         202,
     )
     .await;
@@ -104,7 +104,7 @@ async fn task_hub_follows_a_batch_task_to_completion() {
             }
             "BatchOperationStarted" => {
                 assert_eq!(args["operationId"], task_id);
-                assert_eq!(args["totalItems"], 20);
+                assert_eq!(args["totalItems"], 100);
                 assert_eq!(args["virtualKeyId"], id);
             }
             "TaskCompleted" => break args,
@@ -112,7 +112,7 @@ async fn task_hub_follows_a_batch_task_to_completion() {
         }
     };
     assert_eq!(result[0], task_id);
-    assert_eq!(result[1]["processedItems"], 20);
+    assert_eq!(result[1]["processedItems"], 100);
     assert!(names.contains(&"TaskStarted".to_owned()), "{names:?}");
     assert!(
         names.contains(&"BatchOperationCompleted".to_owned()),
@@ -143,7 +143,8 @@ async fn task_hub_follows_a_batch_task_to_completion() {
 
 #[tokio::test]
 async fn image_video_and_public_video_hubs_follow_tasks() {
-    let server = server(&[]);
+    // Slower, so that the subscriptions made after the tasks start are in time.
+    let server = server(&["--time-scale", "0.2"]);
     let base = &server.base;
     let (_, key) = key(base, "bob").await;
 
@@ -737,7 +738,7 @@ async fn unusual_spending_and_spend_summaries() {
 
 #[tokio::test]
 async fn messagepack_and_long_polling_clients_get_the_same_events() {
-    let server = server(&[]);
+    let server = server(&["--time-scale", "0.2"]);
     let base = &server.base;
     let (_, key) = key(base, "leo").await;
     let build = |path: &str, messagepack: bool, transport: signalr_client::TransportType| {
