@@ -442,8 +442,9 @@
   // ---------------------------------------------------------------- connections
 
   async function resubscribe(hub) {
+    const finished = ["completed", "failed", "cancelled", "timed_out"];
     for (const [taskId, entry] of state.tasks) {
-      if (entry.hub === hub) await subscribeTask(taskId);
+      if (entry.hub === hub && !finished.includes(entry.status)) await subscribeTask(taskId);
     }
     if (hub === "webhooks" && state.webhooks.size) {
       try {

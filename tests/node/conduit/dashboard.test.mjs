@@ -122,12 +122,24 @@ test("the dashboard follows a key live, and shows the server going away", { time
   assert.equal(await page.textContent("#connection-status"), "disconnected");
   assert.equal(await page.evaluate(() => typeof signalR.HubConnectionBuilder), "function");
 
+  // An unknown key is refused, and said so.
+  await page.fill("#key-input", "condt_" + "0".repeat(32));
+  await page.click("#connect-button");
+  await page.waitForSelector("#key-error:not([hidden])", { timeout: 10000 });
+  assert.match(await page.textContent("#key-error"), /401/);
+  assert.equal(await page.textContent("#connection-status"), "disconnected");
+
   // Connect with the key; it is kept in sessionStorage.
   await page.fill("#key-input", alice.key);
   await page.click("#connect-button");
   await waitForStatus(page, ["connected"]);
   assert.equal(await page.evaluate(() => sessionStorage.getItem("conduit.key")), alice.key);
   assert.equal(await page.isHidden("#key-error"), true);
+
+  // A reload connects again with the key from sessionStorage.
+  await page.reload();
+  await waitForStatus(page, ["connected"]);
+  assert.equal(await page.inputValue("#key-input"), alice.key);
 
   // A webhook added on the page shows its deliveries.
   const receiver = createServer((req, res) => {
