@@ -309,14 +309,13 @@ impl HubFilter for MetricsFilter {
 
     fn on_invoke<'a>(
         &'a self,
-        invocation: &'a InvocationContext,
+        _invocation: &'a InvocationContext,
         next: Next<'a>,
     ) -> BoxFuture<'a, InvokeResult> {
         Box::pin(async move {
             let started = Instant::now();
             self.telemetry.received.fetch_add(1, Ordering::Relaxed);
             let result = next.run().await;
-            let _ = invocation;
             self.telemetry
                 .invoke_micros
                 .fetch_add(micros(started.elapsed()), Ordering::Relaxed);

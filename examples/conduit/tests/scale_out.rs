@@ -30,6 +30,8 @@ async fn a_client_on_instance_b_sees_a_task_started_on_instance_a() {
     let (status, health) = http("GET", &format!("{}/health/signalr", b.base), None, None).await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["backplane"]["type"], "redis");
+    assert_eq!(health["backplane"]["status"], "Healthy", "{health}");
+    assert!(health["backplane"]["pingMs"].is_number(), "{health}");
 
     let tasks = connect(&b.base, "/hubs/tasks", &key).await;
     let (tx, mut progress) = mpsc::unbounded_channel::<u32>();
