@@ -446,7 +446,9 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
         connection.close(CloseCause::Rejected(text));
     } else {
         let transport = Attached {
-            chunks: spawn_pump(incoming, connection.clone(), end.clone()),
+            incoming,
+            stash: None,
+            ended: false,
             end,
             reattach,
             sinks: sink_tx,
@@ -549,9 +551,16 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The reading half of the connection's transport, and where replacements come from.
+///
+/// The read loop reads the transport itself; while dispatching waits (for an invocation
+/// slot, for room in an upload stream) it keeps watching it with [`Attached::watch`], so
+/// that the transport's end is noticed at once then too.
 struct Attached {
-    /// What the transport's pump read.
-    chunks: mpsc::Receiver<Bytes>,
+    incoming: BoxStream<'static, Bytes>,
+    /// A chunk read ahead while dispatching waited, to parse next.
+    stash: Option<Bytes>,
+    /// The incoming stream has ended and [`Attached::on_end`] has run.
+    ended: bool,
     end: Arc<TransportEnd>,
     reattach: Option<mpsc::Receiver<TransportIo>>,
     sinks: mpsc::UnboundedSender<Box<dyn TransportSink>>,
@@ -563,65 +572,44 @@ impl Attached {
         // Whatever is left of the old transport is dropped without a close frame.
         connection.drop_transport();
         connection.new_transport();
-        self.chunks = spawn_pump(io.incoming, connection.clone(), io.end.clone());
+        self.incoming = io.incoming;
+        self.stash = None;
+        self.ended = false;
         self.end = io.end;
         let _ = self.sinks.send(io.sink);
     }
-}
 
-/// Reads the transport in its own task, so that its end is noticed at once even while the
-/// connection waits (for an invocation slot, for room in an upload stream). A transport
-/// that ends closes the connection, or, when it was dropped from a stateful connection,
-/// detaches it to wait for a reconnect.
-fn spawn_pump(
-    mut incoming: BoxStream<'static, Bytes>,
-    connection: Arc<Connection>,
-    end: Arc<TransportEnd>,
-) -> mpsc::Receiver<Bytes> {
-    let (tx, rx) = mpsc::channel(1);
-    let dropped = connection.transport_token();
-    tokio::spawn(
-        async move {
-            // Made once and polled again each turn: a fresh wait per chunk would register
-            // and unregister with each token every time.
-            let stop = async {
-                tokio::select! {
-                    () = dropped.cancelled() => {}
-                    () = connection.closed.cancelled() => {}
-                }
-            };
-            tokio::pin!(stop);
-            loop {
-                let chunk = tokio::select! {
-                    biased;
-                    () = &mut stop => return,
-                    chunk = incoming.next() => chunk,
-                };
-                let Some(chunk) = chunk else { break };
-                let chunk = match tx.try_send(chunk) {
-                    Ok(()) => continue,
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    Err(mpsc::error::TrySendError::Full(chunk)) => chunk,
-                };
-                tokio::select! {
-                    biased;
-                    () = &mut stop => return,
-                    sent = tx.send(chunk) => if sent.is_err() { return },
-                }
-            }
-            let graceful = end.graceful.load(Ordering::Acquire);
-            if connection.stateful.is_some() && !graceful {
-                tracing::debug!("transport dropped; waiting for a stateful reconnect");
-                connection.drop_transport();
-            } else if end.failed.load(Ordering::Acquire) {
-                connection.close(CloseCause::Error(None));
-            } else {
-                connection.close(CloseCause::Client);
+    /// The transport's incoming stream ended: a stateful connection whose transport
+    /// dropped waits for a reconnect; any other connection closes.
+    fn on_end(&mut self, connection: &Connection) {
+        self.ended = true;
+        if connection.stateful.is_some() && !self.end.graceful.load(Ordering::Acquire) {
+            tracing::debug!("transport dropped; waiting for a stateful reconnect");
+            connection.drop_transport();
+        } else if self.end.failed.load(Ordering::Acquire) {
+            connection.close(CloseCause::Error(None));
+        } else {
+            connection.close(CloseCause::Client);
+        }
+    }
+
+    /// Lets go of the transport's reading half (it was dropped on purpose).
+    fn release(&mut self) {
+        self.incoming = futures_util::stream::empty().boxed();
+        self.ended = true;
+    }
+
+    /// While dispatching waits: reads one chunk ahead and notices the transport's end.
+    /// Never completes; use it as one branch of the wait.
+    async fn watch(&mut self, connection: &Connection) {
+        if self.stash.is_none() && !self.ended && !connection.transport_token().is_cancelled() {
+            match self.incoming.next().await {
+                Some(chunk) => self.stash = Some(chunk),
+                None => self.on_end(connection),
             }
         }
-        .in_current_span(),
-    );
-    rx
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn read_loop(
@@ -650,13 +638,17 @@ async fn read_loop(
     let timeout = tokio::time::sleep_until(far());
     tokio::pin!(timeout);
     let mut detached_since: Option<tokio::time::Instant> = None;
+    let mut drained = false;
     loop {
         // Parse and dispatch whatever is complete. Time spent dispatching does not count
         // against the client timeout: the clock restarts when dispatching is done.
         loop {
             match reader.next_message() {
                 Ok(Some(message)) => {
-                    metrics::counter!("signalr_messages_received_total", "hub" => shared.label.clone()).increment(1);
+                    shared
+                        .received
+                        .get_or_init(|| metrics::counter!("signalr_messages_received_total", "hub" => shared.label.clone()))
+                        .increment(1);
                     if message.is_trackable() {
                         if let Some(state) = &connection.stateful {
                             if !state.receive() {
@@ -666,9 +658,15 @@ async fn read_loop(
                     }
                     // After the connection closed, what already arrived is still handed over
                     // (upload items, completions); new invocations are not started.
-                    dispatch(shared, connection, &invocations, message).await;
+                    dispatch(shared, connection, &invocations, &mut transport, message).await;
                 }
-                Ok(None) => break,
+                Ok(None) => match transport.stash.take() {
+                    Some(chunk) => {
+                        got_data = true;
+                        reader.feed_bytes(chunk);
+                    }
+                    None => break,
+                },
                 Err(err) => {
                     tracing::debug!(error = %err, "closing a connection that sent invalid data");
                     let detail = HubError::exception("InvalidDataException", err.to_string());
@@ -691,21 +689,22 @@ async fn read_loop(
         }
         let stateful = connection.stateful.is_some();
         tokio::select! {
-            chunk = transport.chunks.recv(), if detached_since.is_none() => match chunk {
+            chunk = transport.incoming.next(), if detached_since.is_none() && !transport.ended => match chunk {
                 Some(chunk) => {
                     got_data = true;
                     reader.feed_bytes(chunk);
                 }
-                // The pump has closed or detached the connection; the next turn sees which.
                 None => {
-                    if !stateful || transport.end.graceful.load(Ordering::Acquire) {
-                        connection.close(CloseCause::Client);
+                    transport.on_end(connection);
+                    if connection.closed.is_cancelled() {
                         return;
                     }
                     detached_since = Some(tokio::time::Instant::now());
                 }
             },
             () = &mut dropped, if detached_since.is_none() => {
+                // Let go of the dropped transport's reading half, so that its socket closes.
+                transport.release();
                 if stateful {
                     detached_since = Some(tokio::time::Instant::now());
                 } else {
@@ -759,11 +758,22 @@ async fn read_loop(
                 return;
             }
             () = &mut closed => {
-                // Hand over what the transport delivered before it ended, then stop.
+                // Hand over what had already arrived when the connection closed (read ahead,
+                // or waiting in the transport), once, then stop.
+                if drained {
+                    return;
+                }
+                drained = true;
                 let mut more = false;
-                while let Ok(chunk) = transport.chunks.try_recv() {
+                if let Some(chunk) = transport.stash.take() {
                     reader.feed_bytes(chunk);
                     more = true;
+                }
+                if !transport.ended {
+                    if let Some(Some(chunk)) = transport.incoming.next().now_or_never() {
+                        reader.feed_bytes(chunk);
+                        more = true;
+                    }
                 }
                 if !more {
                     return;
@@ -778,6 +788,7 @@ async fn dispatch(
     shared: &Arc<HubShared>,
     connection: &Arc<Connection>,
     invocations: &Arc<Semaphore>,
+    transport: &mut Attached,
     message: HubMessage,
 ) {
     match message {
@@ -786,6 +797,7 @@ async fn dispatch(
                 shared,
                 connection,
                 invocations,
+                transport,
                 m.invocation_id,
                 m.target,
                 m.arguments,
@@ -799,6 +811,7 @@ async fn dispatch(
                 shared,
                 connection,
                 invocations,
+                transport,
                 Some(m.invocation_id),
                 m.target,
                 m.arguments,
@@ -817,6 +830,7 @@ async fn dispatch(
                     tokio::select! {
                         sent = tx.send(UploadItem::Item(item.item)) => sent.is_ok(),
                         () = connection.closed.cancelled() => true,
+                        () = transport.watch(connection) => true,
                     }
                 };
                 if !sent {
@@ -837,6 +851,7 @@ async fn dispatch(
                     tokio::select! {
                         _ = tx.send(last) => {}
                         () = connection.closed.cancelled() => {}
+                        () = transport.watch(connection) => {}
                     }
                 }
             } else if !connection.complete_result(&completion.invocation_id, completion.result) {
@@ -895,6 +910,7 @@ async fn invoke(
     shared: &Arc<HubShared>,
     connection: &Arc<Connection>,
     invocations: &Arc<Semaphore>,
+    transport: &mut Attached,
     invocation_id: Option<String>,
     target: String,
     arguments: Vec<RawValue>,
@@ -1025,6 +1041,7 @@ async fn invoke(
     } else {
         tokio::select! {
             permit = invocations.clone().acquire_owned() => permit.ok(),
+            () = transport.watch(connection) => None,
             () = connection.closed.cancelled() => {
                 finish(connection, &stream_ids, tracked, invocation_id.as_deref());
                 return;
@@ -1059,14 +1076,10 @@ async fn invoke(
                     Err(HubError::exception("Panic", message))
                 }
             };
-            let labels = [
-                metrics::Label::new("hub", shared.label.clone()),
-                metrics::Label::new("method", method.label.clone()),
-            ];
-            metrics::histogram!("signalr_invocation_duration_seconds", labels.iter())
-                .record(started.elapsed().as_secs_f64());
+            let handles = method.metrics(&shared.label);
+            handles.duration.record(started.elapsed().as_secs_f64());
             if outcome.is_err() {
-                metrics::counter!("signalr_invocation_errors_total", labels.iter()).increment(1);
+                handles.errors.increment(1);
             }
             deliver(
                 &connection,

@@ -52,10 +52,35 @@ pub(crate) struct Method {
     pub(crate) name: String,
     /// The name as a metrics label value, shared instead of copied per invocation.
     pub(crate) label: metrics::SharedString,
+    /// This method's metric handles, registered on its first invocation.
+    pub(crate) metrics: std::sync::OnceLock<MethodMetrics>,
     pub(crate) streaming: bool,
     pub(crate) arguments: usize,
     pub(crate) uploads: usize,
     pub(crate) bind: BoundMethod,
+}
+
+/// A method's metrics: how long invocations took, how many failed.
+pub(crate) struct MethodMetrics {
+    pub(crate) duration: metrics::Histogram,
+    pub(crate) errors: metrics::Counter,
+}
+
+impl Method {
+    /// The method's metric handles. They are registered with the recorder installed at the
+    /// method's first invocation (install one before serving).
+    pub(crate) fn metrics(&self, hub: &metrics::SharedString) -> &MethodMetrics {
+        self.metrics.get_or_init(|| {
+            let labels = [
+                metrics::Label::new("hub", hub.clone()),
+                metrics::Label::new("method", self.label.clone()),
+            ];
+            MethodMetrics {
+                duration: metrics::histogram!("signalr_invocation_duration_seconds", labels.iter()),
+                errors: metrics::counter!("signalr_invocation_errors_total", labels.iter()),
+            }
+        })
+    }
 }
 
 /// What every connection of a hub shares.
@@ -63,6 +88,8 @@ pub(crate) struct HubShared {
     pub(crate) name: String,
     /// The name as a metrics label value, shared instead of copied per message.
     pub(crate) label: metrics::SharedString,
+    /// Messages received on this hub, registered with the first one.
+    pub(crate) received: std::sync::OnceLock<metrics::Counter>,
     /// Methods by lower-case name (ASP.NET Core matches targets case-insensitively).
     pub(crate) methods: HashMap<String, Arc<Method>>,
     /// Methods by their registered name: the usual spelling, found without lower-casing.
@@ -263,6 +290,7 @@ impl HubBuilder {
         let name: String = name.into();
         self.insert(Method {
             label: metrics::SharedString::from(Arc::<str>::from(name.as_str())),
+            metrics: std::sync::OnceLock::new(),
             name,
             streaming: false,
             arguments,
@@ -294,6 +322,7 @@ impl HubBuilder {
         let name: String = name.into();
         self.insert(Method {
             label: metrics::SharedString::from(Arc::<str>::from(name.as_str())),
+            metrics: std::sync::OnceLock::new(),
             name,
             streaming: true,
             arguments,
@@ -392,6 +421,7 @@ impl HubBuilder {
         Hub {
             shared: Arc::new(HubShared {
                 label: metrics::SharedString::from(Arc::<str>::from(self.name.as_str())),
+                received: std::sync::OnceLock::new(),
                 name: self.name,
                 exact: self
                     .methods

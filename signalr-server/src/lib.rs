@@ -132,8 +132,10 @@
 //!
 //! # Observability
 //!
-//! `tracing` spans `signalr_connection` (hub, connection id, transport) and
-//! `signalr_invocation` (method, invocation id). Metrics through the `metrics` facade:
+//! `tracing` spans `signalr_connection` (hub, connection id, transport; INFO level) and
+//! `signalr_invocation` (method; DEBUG level, so that an INFO subscriber costs nothing per
+//! call). Metrics through the `metrics` facade (install the recorder before serving: the
+//! per-hub and per-method handles are registered once, on first use):
 //! `signalr_connections_active` (gauge, by hub), `signalr_messages_received_total`,
 //! `signalr_messages_serialized_total` (by protocol), `signalr_invocation_duration_seconds`
 //! (histogram, by hub and method), `signalr_invocation_errors_total`,
