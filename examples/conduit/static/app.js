@@ -3,7 +3,7 @@
 // progress, provider health, webhook deliveries and a connection status indicator.
 //
 // Reconnects: withAutomaticReconnect with a backoff policy (1 s doubling to 30 s, giving up
-// after 60 s), then, once a connection has given up, start() again with the same backoff
+// after 60 s, or ?giveUpMs=N), then, once a connection has given up, start() again with the same backoff
 // until it works. After either, every subscription is made again (the server forgets a
 // connection's groups when it comes back with a new connection id).
 //
@@ -36,9 +36,13 @@
     return Math.min(1000 * 2 ** Math.min(retryCount, 10), 30000);
   }
 
+  // How long automatic reconnect tries before giving up (then restartLoop takes over);
+  // `?giveUpMs=N` in the page's URL changes it (tests use a short one).
+  const GIVE_UP_MS = Number(new URLSearchParams(location.search).get("giveUpMs")) || 60000;
+
   const retryPolicy = {
     nextRetryDelayInMilliseconds(context) {
-      if (context.elapsedMilliseconds >= 60000) return null; // give up; restartLoop takes over
+      if (context.elapsedMilliseconds >= GIVE_UP_MS) return null;
       return backoffDelay(context.previousRetryCount);
     },
   };

@@ -1,10 +1,12 @@
 //! The dashboard in a real browser: starts `conduit` on a free loopback port with
 //! `--time-scale 0.05` and runs `tests/node/conduit/dashboard.test.mjs`, which drives
-//! Debian's chromium with `playwright-core`: it enters a key, connects every hub, starts
-//! tasks from the page and sees their progress bars complete, a webhook's deliveries, spend, a budget alert
-//! and a provider health change, then stops the server (by the pid given here) and sees the
-//! status turn to reconnecting/disconnected, restarts it on the same address and sees the
-//! page reconnect and follow a new task. Screenshots go to the temporary directory.
+//! Debian's chromium with `playwright-core`: a refused key, then a good one (kept across a
+//! reload), every hub connected, tasks started from the page whose progress bars complete,
+//! a webhook's deliveries, spend, a budget alert and a provider health change; then it stops
+//! the server (by the pid given here) and sees the status turn to reconnecting, then
+//! disconnected once automatic reconnect gives up, restarts the server on the same address
+//! and sees the page connect again by itself and follow a new task. Screenshots
+//! (`conduit-dashboard.png`, `conduit-dashboard-down.png`) go to the temporary directory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::print_stderr)]

@@ -1,9 +1,9 @@
 // Conduit's dashboard in a real browser (Debian's chromium, driven by playwright-core): enter
 // a key, connect to every hub, start tasks from the page and watch their progress bars
 // reach completion, a webhook's deliveries, live spend and a budget alert, a provider
-// health change; then the server stops and the status turns to reconnecting/disconnected,
-// and, when the test may restart the server, back to connected with a task followed on
-// the new server.
+// health change; then the server stops and the status turns to reconnecting, then, once
+// automatic reconnect gives up, disconnected; and, when the test may restart the server,
+// back to connected (the page's own restart loop) with a task followed on the new server.
 //
 // Environment: CONDUIT_URL, CONDUIT_MASTER_KEY, CONDUIT_PID (the server, stopped by this
 // test), optionally CONDUIT_BIN and CONDUIT_ARGS (a JSON array; to restart it on the same
@@ -116,7 +116,8 @@ test("the dashboard follows a key live, and shows the server going away", { time
   const errors = [];
   page.on("pageerror", (err) => errors.push(err.message));
 
-  const response = await page.goto(`${BASE_URL}/`);
+  // Automatic reconnect gives up after 3 s here, so the restart loop is exercised too.
+  const response = await page.goto(`${BASE_URL}/?giveUpMs=3000`);
   assert.equal(response.status(), 200);
   assert.match(await page.title(), /Conduit/);
   assert.equal(await page.textContent("#connection-status"), "disconnected");
@@ -184,6 +185,8 @@ test("the dashboard follows a key live, and shows the server going away", { time
   // Back on the same address (with the same key: keys live in memory), the page
   // reconnects by itself and follows a new task.
   if (process.env.CONDUIT_BIN) {
+    // Automatic reconnect gives up; the page keeps starting the connections again.
+    await waitForStatus(page, ["disconnected"], 30000);
     await restartServer();
     const again = await api("POST", "/api/keys", MASTER_KEY, { name: "dashboard", budget: 10, key: alice.key });
     assert.equal(again.status, 201, JSON.stringify(again.body));
