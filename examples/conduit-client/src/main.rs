@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! conduit-client --url http://127.0.0.1:8080 --key condt_... [--task ID]... [--task-type T]...
-//!                [--webhook URL]... [--hubs tasks,spend,...] [--messagepack]
+//!                [--webhook URL]... [--notify TYPES] [--hubs tasks,spend,...] [--messagepack]
 //!                [--exit-after-completed N]
 //! ```
 //!
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use conduit_client::{ConduitClient, Hub, TaskCallbacks, TaskOutcome};
+use conduit_client::{ConduitClient, Hub, NotificationPreferences, TaskCallbacks, TaskOutcome};
 use tokio::sync::mpsc;
 
 const USAGE: &str = "\
@@ -33,6 +33,9 @@ options:
                              video-generation, others on tasks); repeatable
   --task-type T              follow the key's new tasks of type T; repeatable
   --webhook URL              watch deliveries to one of the key's webhooks; repeatable
+  --notify TYPES             notification types to receive, comma-separated
+                             (provider_health,system_announcement,...; default: the
+                             server's defaults)
   --hubs LIST                comma-separated hubs (default: tasks,image-generation,
                              video-generation,notifications,spend,webhooks)
   --messagepack              use MessagePack (default JSON)
@@ -47,6 +50,7 @@ struct Options {
     tasks: Vec<String>,
     task_types: Vec<String>,
     webhooks: Vec<String>,
+    notify: Option<Vec<String>>,
     hubs: Vec<Hub>,
     messagepack: bool,
     exit_after_completed: Option<usize>,
@@ -64,6 +68,7 @@ fn parse(
         tasks: Vec::new(),
         task_types: Vec::new(),
         webhooks: Vec::new(),
+        notify: None,
         hubs: Hub::ALL.to_vec(),
         messagepack: false,
         exit_after_completed: None,
@@ -79,6 +84,16 @@ fn parse(
             "--task-type" => options.task_types.push(value("--task-type")?),
             "--webhook" => options.webhooks.push(value("--webhook")?),
             "--messagepack" => options.messagepack = true,
+            "--notify" => {
+                options.notify = Some(
+                    value("--notify")?
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                );
+            }
             "--hubs" => {
                 options.hubs = value("--hubs")?
                     .split(',')
@@ -239,6 +254,15 @@ async fn run(options: Options) -> ExitCode {
             complain(&err.to_string());
         }
     }
+    if let Some(types) = &options.notify {
+        let preferences = NotificationPreferences {
+            enabled_types: types.clone(),
+            minimum_priority: 0,
+        };
+        if let Err(err) = client.update_notification_preferences(preferences).await {
+            complain(&err.to_string());
+        }
+    }
     let hubs: Vec<&str> = options.hubs.iter().map(|h| h.name()).collect();
     say(&format!("ready hubs={}", hubs.join(",")));
 
@@ -290,6 +314,8 @@ mod tests {
                 "--exit-after-completed",
                 "2",
                 "--messagepack",
+                "--notify",
+                "provider_health, rate_limit",
             ]),
             None,
         )
@@ -302,6 +328,10 @@ mod tests {
         assert_eq!(options.hubs, [Hub::Tasks, Hub::Spend]);
         assert_eq!(options.exit_after_completed, Some(2));
         assert!(options.messagepack);
+        assert_eq!(
+            options.notify,
+            Some(vec!["provider_health".to_owned(), "rate_limit".to_owned()])
+        );
     }
 
     #[test]

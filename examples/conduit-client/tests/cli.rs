@@ -114,6 +114,8 @@ fn follows_task_types_across_a_server_restart() {
         "batch_embedding",
         "--exit-after-completed",
         "2",
+        "--notify",
+        "provider_health",
     ]);
     for hub in [
         "tasks",
@@ -127,6 +129,10 @@ fn follows_task_types_across_a_server_restart() {
     }
     client.wait_for(
         "subscribed hub=tasks task-type=batch_embedding",
+        Duration::from_secs(10),
+    );
+    client.wait_for(
+        r#"subscribed hub=notifications preferences={"enabledTypes":["provider_health"],"minimumPriority":0}"#,
         Duration::from_secs(10),
     );
     client.wait_for("ready hubs=", Duration::from_secs(10));
@@ -178,6 +184,40 @@ fn follows_task_types_across_a_server_restart() {
     client.wait_for(
         "resubscribed hub=tasks task-type=batch_embedding",
         Duration::from_secs(60),
+    );
+    client.wait_for(
+        "resubscribed hub=notifications preferences=",
+        Duration::from_secs(60),
+    );
+    // The renewed preferences apply on the new server: an announcement (not enabled) does
+    // not arrive, provider health (enabled) does, in that order on the connection.
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/api/announcements",
+        common::MASTER_KEY,
+        &json!({"message": "hello", "priority": 2}),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = http(
+        addr,
+        "PUT",
+        "/api/providers/1/health",
+        common::MASTER_KEY,
+        &json!({"status": "Degraded", "responseTimeMs": 300}),
+    );
+    assert_eq!(status, 200);
+    client.wait_for(
+        "event hub=notifications name=OnProviderHealthChanged args=[{",
+        Duration::from_secs(10),
+    );
+    assert!(
+        !client
+            .seen
+            .iter()
+            .any(|l| l.contains("name=SystemAnnouncement")),
+        "{:#?}",
+        client.seen
     );
     let second = start_task(
         addr,
