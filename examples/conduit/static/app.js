@@ -443,9 +443,36 @@
     }
   }
 
+  // ---------------------------------------------------------------- snapshot
+
+  // What the events will only update: the key's spend and budget, provider health and the
+  // key's webhooks, from the HTTP API (endpoints a server may lack are skipped).
+  async function loadSnapshot() {
+    const [me, providers, webhooks] = await Promise.allSettled([
+      api("GET", "/api/me"),
+      api("GET", "/api/providers"),
+      api("GET", "/api/webhooks"),
+    ]);
+    if (me.status === "fulfilled" && me.value && typeof me.value.spend === "number") {
+      onSpendUpdate({ totalSpend: me.value.spend, budget: me.value.budget });
+    }
+    if (providers.status === "fulfilled" && Array.isArray(providers.value)) {
+      providers.value.forEach(onProviderHealth);
+    }
+    if (webhooks.status === "fulfilled" && Array.isArray(webhooks.value)) {
+      for (const hook of webhooks.value) {
+        if (hook && hook.url) {
+          state.webhooks.add(hook.url);
+          webhookRow(hook.url);
+        }
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- connections
 
   async function resubscribe(hub) {
+    if (hub === "spend") await loadSnapshot();
     const finished = ["completed", "failed", "cancelled", "timed_out"];
     for (const [taskId, entry] of state.tasks) {
       if (entry.hub === hub && !finished.includes(entry.status)) await subscribeTask(taskId);
@@ -515,6 +542,8 @@
       state.hubState[hub] = "disconnected";
     }
     renderStatus();
+    await loadSnapshot();
+    if (generation !== state.generation) return;
     const results = await Promise.allSettled(
       HUBS.map(async (hub) => {
         await state.connections[hub].start();

@@ -142,6 +142,10 @@ test("the dashboard follows a key live, and shows the server going away", { time
   await waitForStatus(page, ["connected"]);
   assert.equal(await page.inputValue("#key-input"), alice.key);
 
+  // The snapshot from the HTTP API: budget and provider health before any event.
+  await page.waitForSelector('.provider[data-provider-id="1"][data-status="Healthy"]', { timeout: 10000 });
+  assert.equal(await page.$eval("#spend-budget", (el) => el.dataset.budget), "10");
+
   // A webhook added on the page shows its deliveries.
   const receiver = createServer((req, res) => {
     req.resume();
