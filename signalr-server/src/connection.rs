@@ -1,7 +1,7 @@
 //! One logical connection: identity, protocol, the bounded outbound queue, and the state
 //! of its invocations, streams and client results.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,10 +24,14 @@ pub(crate) enum Outgoing {
     Close,
 }
 
-/// The connection's single outbound queue, bounded by bytes.
+/// The connection's single outbound queue, bounded by bytes. A plain locked queue: it
+/// holds no memory while empty (most connections, most of the time), and the writer is
+/// woken only when the queue goes from empty to not empty.
 #[derive(Debug)]
 pub(crate) struct Outbound {
-    tx: mpsc::UnboundedSender<Outgoing>,
+    items: Mutex<VecDeque<Outgoing>>,
+    /// Wakes the writer.
+    ready: Notify,
     queued: AtomicUsize,
     limit: usize,
     space: Notify,
@@ -36,16 +40,49 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
-    pub(crate) fn new(limit: usize) -> (Self, mpsc::UnboundedReceiver<Outgoing>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let outbound = Self {
-            tx,
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            items: Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
             queued: AtomicUsize::new(0),
             limit,
             space: Notify::new(),
             waiting: AtomicUsize::new(0),
+        }
+    }
+
+    fn push(&self, item: Outgoing) {
+        let was_empty = {
+            let mut items = lock(&self.items);
+            let was_empty = items.is_empty();
+            items.push_back(item);
+            was_empty
         };
-        (outbound, rx)
+        // A writer that found the queue empty waits (or is about to: the permit keeps).
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    /// The next queued item, if any.
+    pub(crate) fn try_recv(&self) -> Option<Outgoing> {
+        let mut items = lock(&self.items);
+        let item = items.pop_front();
+        // Give back what a burst left behind.
+        if items.is_empty() && items.capacity() > 64 {
+            *items = VecDeque::new();
+        }
+        item
+    }
+
+    /// Waits for the next queued item.
+    pub(crate) async fn recv(&self) -> Outgoing {
+        loop {
+            if let Some(item) = self.try_recv() {
+                return item;
+            }
+            self.ready.notified().await;
+        }
     }
 
     /// Queues `bytes` unless that would pass the limit (an empty queue takes any one
@@ -67,9 +104,7 @@ impl Outbound {
                 Err(actual) => current = actual,
             }
         }
-        if self.tx.send(Outgoing::Data { bytes, tracked }).is_err() {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-        }
+        self.push(Outgoing::Data { bytes, tracked });
         Ok(())
     }
 
@@ -88,7 +123,7 @@ impl Outbound {
     }
 
     fn close(&self) {
-        let _ = self.tx.send(Outgoing::Close);
+        self.push(Outgoing::Close);
     }
 }
 
@@ -176,7 +211,7 @@ pub(crate) struct Connection {
 #[derive(Debug)]
 pub(crate) struct Stateful {
     /// Sent trackable messages not yet acknowledged, with their sequence ids.
-    pub(crate) unacked: Mutex<std::collections::VecDeque<(i64, Bytes)>>,
+    pub(crate) unacked: Mutex<VecDeque<(i64, Bytes)>>,
     pub(crate) unacked_bytes: AtomicUsize,
     /// The sequence id the next sent trackable message gets.
     pub(crate) next_sent: std::sync::atomic::AtomicI64,
@@ -194,7 +229,7 @@ pub(crate) struct Stateful {
 impl Stateful {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
-            unacked: Mutex::new(std::collections::VecDeque::new()),
+            unacked: Mutex::new(VecDeque::new()),
             unacked_bytes: AtomicUsize::new(0),
             next_sent: std::sync::atomic::AtomicI64::new(1),
             space: Notify::new(),
@@ -294,12 +329,12 @@ impl Connection {
         outbound_limit: usize,
         detailed_errors: bool,
         stateful: Option<Stateful>,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Outgoing>) {
-        let (outbound, rx) = Outbound::new(outbound_limit);
+    ) -> Arc<Self> {
+        let outbound = Outbound::new(outbound_limit);
         // Writing a Ping cannot fail for a protocol that works at all; an empty frame is
         // the harmless fallback.
         let ping = protocol.to_bytes(&HubMessage::Ping).unwrap_or_default();
-        let connection = Arc::new(Self {
+        Arc::new(Self {
             id,
             protocol,
             transport,
@@ -319,8 +354,7 @@ impl Connection {
             ping,
             stateful,
             transport_drop: Mutex::new(CancellationToken::new()),
-        });
-        (connection, rx)
+        })
     }
 
     /// Sends a message from anywhere but this connection's own invocations: never waits;
@@ -426,7 +460,7 @@ impl Connection {
                 self.outbound
                     .queued
                     .fetch_add(bytes.len(), Ordering::AcqRel);
-                let _ = self.outbound.tx.send(Outgoing::Data {
+                self.outbound.push(Outgoing::Data {
                     bytes,
                     tracked: false,
                 });

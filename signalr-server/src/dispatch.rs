@@ -1,6 +1,7 @@
 //! A connection's life: handshake, the read loop, dispatching hub messages, keep-alive
 //! and timeouts, and the writer that drains the outbound queue into the transport.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,10 +29,33 @@ use crate::identity::{Identity, RequestInfo};
 
 /// The server side of a transport: where a connection's bytes go.
 pub(crate) trait TransportSink: Send + 'static {
-    /// Sends one transport frame holding one or more framed hub messages.
-    fn send(&mut self, data: Bytes, format: TransferFormat) -> BoxFuture<'_, Result<(), ()>>;
+    /// Sends one transport frame holding one or more framed hub messages, giving up after
+    /// `timeout` (a client that stopped reading). Build the future with [`within`].
+    fn send(
+        &mut self,
+        data: Bytes,
+        format: TransferFormat,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), ()>>;
     /// Closes the transport cleanly.
     fn close(&mut self) -> BoxFuture<'_, ()>;
+}
+
+/// A send that gives up after `timeout`, boxed with its timer: the writer's own state
+/// stays small, and a send that completes at once never touches the timer.
+pub(crate) fn within<'a>(
+    timeout: Duration,
+    send: impl Future<Output = Result<(), ()>> + Send + 'a,
+) -> BoxFuture<'a, Result<(), ()>> {
+    Box::pin(async move {
+        match tokio::time::timeout(timeout, send).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::debug!("transport send timed out");
+                Err(())
+            }
+        }
+    })
 }
 
 /// A transport attached to a connection.
@@ -76,19 +100,13 @@ pub(crate) struct ConnectionInit {
 const MAX_BATCH: usize = 64 * 1024;
 
 /// Sends one frame, giving up after `timeout` (a client that stopped reading).
-async fn send_within(
+fn send_within(
     sink: &mut dyn TransportSink,
     frame: Bytes,
     format: TransferFormat,
     timeout: Duration,
-) -> Result<(), ()> {
-    match tokio::time::timeout(timeout, sink.send(frame, format)).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::debug!("transport send timed out");
-            Err(())
-        }
-    }
+) -> BoxFuture<'_, Result<(), ()>> {
+    sink.send(frame, format, timeout)
 }
 
 /// How the writer behaves.
@@ -101,9 +119,8 @@ struct WriterConfig {
 
 async fn run_writer(
     sink: Box<dyn TransportSink>,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
     connection: Arc<Connection>,
-    mut sinks: mpsc::UnboundedReceiver<Box<dyn TransportSink>>,
+    mut sinks: Option<mpsc::UnboundedReceiver<Box<dyn TransportSink>>>,
     config: WriterConfig,
 ) {
     let format = connection.protocol.transfer_format();
@@ -112,7 +129,7 @@ async fn run_writer(
     let mut token = connection.transport_token();
     let mut dropped = Box::pin(token.clone().cancelled_owned());
     let mut batch: Vec<Bytes> = Vec::new();
-    let mut sinks_open = true;
+    let mut sinks_open = sinks.is_some();
     // Pings go straight to the transport from here, whatever the reading side is doing (a
     // slow invocation, a full upload buffer), every interval as ASP.NET Core does.
     let period = config.keep_alive.unwrap_or(Duration::from_secs(3600));
@@ -131,10 +148,7 @@ async fn run_writer(
                 }
                 continue;
             }
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => break,
-            },
+            item = connection.outbound.recv() => item,
             _ = pings.tick(), if config.keep_alive.is_some() && sink.is_some() => {
                 if let Some(s) = sink.as_deref_mut() {
                     if send_within(s, connection.ping.clone(), format, config.send_timeout).await.is_err() {
@@ -147,7 +161,7 @@ async fn run_writer(
                 }
                 continue;
             }
-            new = sinks.recv(), if stateful.is_some() && sinks_open => {
+            new = next_sink(&mut sinks), if stateful.is_some() && sinks_open => {
                 let Some(new) = new else {
                     sinks_open = false;
                     continue;
@@ -156,7 +170,7 @@ async fn run_writer(
                 token = connection.transport_token();
                 dropped = Box::pin(token.clone().cancelled_owned());
                 if let Some(state) = stateful {
-                    if !resend(&connection, state, &mut sink, format, config.send_timeout).await {
+                    if !Box::pin(resend(&connection, state, &mut sink, format, config.send_timeout)).await {
                         sink = None;
                     }
                 }
@@ -167,9 +181,9 @@ async fn run_writer(
         let attached = sink.is_some();
         let mut closing = take(first, stateful, attached, &mut batch, &mut size);
         while !closing && size < MAX_BATCH && stateful.is_none_or(Stateful::has_room) {
-            match rx.try_recv() {
-                Ok(item) => closing |= take(item, stateful, attached, &mut batch, &mut size),
-                Err(_) => break,
+            match connection.outbound.try_recv() {
+                Some(item) => closing |= take(item, stateful, attached, &mut batch, &mut size),
+                None => break,
             }
         }
         if !batch.is_empty() && sink.is_some() {
@@ -224,13 +238,13 @@ async fn run_writer(
                     // The transport may drop, and a new one come, while acknowledgements
                     // are awaited: the client's acks arrive only on a working transport.
                     () = &mut dropped, if sink.is_some() => sink = None,
-                    new = sinks.recv(), if sinks_open => {
+                    new = next_sink(&mut sinks), if sinks_open => {
                         sinks_open = new.is_some();
                         if let Some(new) = new {
                             sink = Some(new);
                             token = connection.transport_token();
                             dropped = Box::pin(token.clone().cancelled_owned());
-                            if !resend(&connection, state, &mut sink, format, config.send_timeout).await {
+                            if !Box::pin(resend(&connection, state, &mut sink, format, config.send_timeout)).await {
                                 sink = None;
                             }
                         }
@@ -238,6 +252,17 @@ async fn run_writer(
                 }
             }
         }
+    }
+}
+
+/// The next transport a stateful connection reconnected with; never, without stateful
+/// reconnect.
+async fn next_sink(
+    sinks: &mut Option<mpsc::UnboundedReceiver<Box<dyn TransportSink>>>,
+) -> Option<Box<dyn TransportSink>> {
+    match sinks {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -302,15 +327,21 @@ async fn resend(
             .is_ok()
 }
 
-/// Handles a connection from its first byte to its end.
-pub(crate) async fn run_connection(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
+/// Handles a connection from its first byte to its end. (A plain function returning the
+/// future, and `init` boxed: an async function keeps its arguments for its whole life, which
+/// every connection would pay for twice.)
+pub(crate) fn run_connection(
+    shared: Arc<HubShared>,
+    init: ConnectionInit,
+    io: TransportIo,
+) -> impl Future<Output = ()> + Send + 'static {
     let span = tracing::info_span!(
         "signalr_connection",
         hub = %shared.name,
         connection_id = %init.connection_id,
         transport = %io.kind,
     );
-    serve(shared, init, io).instrument(span).await;
+    serve(shared, Box::new(init), io).instrument(span)
 }
 
 async fn handshake(
@@ -367,29 +398,31 @@ async fn handshake(
     Ok((protocol, request.version, buf))
 }
 
-async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
+async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportIo) {
     let TransportIo {
         kind,
         mut incoming,
         mut sink,
         end,
     } = io;
-    let (protocol, version, leftover) = match handshake(&shared, kind, &mut incoming).await {
-        Ok(ok) => ok,
-        Err(error) => {
-            if let Some(error) = error {
-                tracing::debug!(%error, "handshake failed");
-                let _ = sink
-                    .send(
-                        HandshakeResponse::error(error).to_bytes(),
-                        TransferFormat::Text,
-                    )
-                    .await;
+    let (protocol, version, leftover) =
+        match Box::pin(handshake(&shared, kind, &mut incoming)).await {
+            Ok(ok) => ok,
+            Err(error) => {
+                if let Some(error) = error {
+                    tracing::debug!(%error, "handshake failed");
+                    let _ = sink
+                        .send(
+                            HandshakeResponse::error(error).to_bytes(),
+                            TransferFormat::Text,
+                            shared.options.transport_send_timeout,
+                        )
+                        .await;
+                }
+                sink.close().await;
+                return;
             }
-            sink.close().await;
-            return;
-        }
-    };
+        };
     let user_id = shared
         .user_id_provider
         .user_id(init.identity.as_ref(), &init.request);
@@ -400,7 +433,7 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
     let stateful = reattach
         .as_ref()
         .map(|_| Stateful::new(shared.options.stateful_reconnect_buffer_size));
-    let (connection, rx) = Connection::new(
+    let connection = Connection::new(
         init.connection_id,
         protocol.clone(),
         kind,
@@ -412,14 +445,21 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
         stateful,
     );
     let _ = connection.send_control(HandshakeResponse::success().to_bytes());
-    let (sink_tx, sink_rx) = mpsc::unbounded_channel();
+    // New transports of a stateful connection go to the writer through this.
+    let (sink_tx, sink_rx) = match reattach {
+        Some(_) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let config = WriterConfig {
         keep_alive: (kind != TransportType::LongPolling)
             .then_some(shared.options.keep_alive_interval),
         send_timeout: shared.options.transport_send_timeout,
     };
     let mut writer =
-        tokio::spawn(run_writer(sink, rx, connection.clone(), sink_rx, config).in_current_span());
+        tokio::spawn(run_writer(sink, connection.clone(), sink_rx, config).in_current_span());
 
     let handle = ConnectionHandle(connection.clone());
     let hub_label = shared.name.clone();
@@ -437,7 +477,7 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
     metrics::gauge!("signalr_connections_active", "hub" => hub_label.clone()).increment(1.0);
     tracing::debug!("connected");
 
-    let connected = run_lifecycle(&shared, &connection, true, None).await;
+    let connected = Box::pin(run_lifecycle(&shared, &connection, true, None)).await;
     if let Err(err) = &connected {
         let text = err.build_message(
             "Connection closed with an error.",
@@ -463,7 +503,7 @@ async fn serve(shared: Arc<HubShared>, init: ConnectionInit, io: TransportIo) {
     metrics::gauge!("signalr_connections_active", "hub" => hub_label).decrement(1.0);
     if connected.is_ok() {
         let reason = connection.cause().and_then(|c| c.error_text());
-        if let Err(err) = run_lifecycle(&shared, &connection, false, reason).await {
+        if let Err(err) = Box::pin(run_lifecycle(&shared, &connection, false, reason)).await {
             tracing::warn!(error = %err, "on_disconnected failed");
         }
     }
@@ -563,7 +603,7 @@ struct Attached {
     ended: bool,
     end: Arc<TransportEnd>,
     reattach: Option<mpsc::Receiver<TransportIo>>,
-    sinks: mpsc::UnboundedSender<Box<dyn TransportSink>>,
+    sinks: Option<mpsc::UnboundedSender<Box<dyn TransportSink>>>,
 }
 
 impl Attached {
@@ -576,7 +616,9 @@ impl Attached {
         self.stash = None;
         self.ended = false;
         self.end = io.end;
-        let _ = self.sinks.send(io.sink);
+        if let Some(sinks) = &self.sinks {
+            let _ = sinks.send(io.sink);
+        }
     }
 
     /// The transport's incoming stream ended: a stateful connection whose transport
@@ -628,7 +670,11 @@ async fn read_loop(
     ));
     let mut last_received = Instant::now();
     let mut got_data = true;
-    let mut acks = tokio::time::interval(Duration::from_secs(1));
+    // Stateful connections acknowledge what they received every second.
+    let mut acks = connection
+        .stateful
+        .is_some()
+        .then(|| tokio::time::interval(Duration::from_secs(1)));
     let mut dropped = Box::pin(connection.transport_token().cancelled_owned());
     let closed = connection.closed.cancelled();
     tokio::pin!(closed);
@@ -658,7 +704,16 @@ async fn read_loop(
                     }
                     // After the connection closed, what already arrived is still handed over
                     // (upload items, completions); new invocations are not started.
-                    dispatch(shared, connection, &invocations, &mut transport, message).await;
+                    // Boxed: what dispatching holds while it waits is large, and kept only
+                    // for the message at hand instead of in every connection's state.
+                    Box::pin(dispatch(
+                        shared,
+                        connection,
+                        &invocations,
+                        &mut transport,
+                        message,
+                    ))
+                    .await;
                 }
                 Ok(None) => match transport.stash.take() {
                     Some(chunk) => {
@@ -737,7 +792,12 @@ async fn read_loop(
                 connection.close(CloseCause::Client);
                 return;
             }
-            _ = acks.tick(), if stateful && detached_since.is_none() => {
+            () = async {
+                match acks.as_mut() {
+                    Some(acks) => { acks.tick().await; }
+                    None => std::future::pending().await,
+                }
+            }, if stateful && detached_since.is_none() => {
                 if let Some(id) = connection.stateful.as_ref().and_then(Stateful::pending_ack) {
                     if let Ok(bytes) = connection.protocol.to_bytes(&HubMessage::Ack(Ack::new(id))) {
                         let _ = connection.send_control(bytes);

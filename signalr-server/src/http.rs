@@ -25,7 +25,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::bearer_token;
-use crate::dispatch::{ConnectionInit, TransportEnd, TransportIo, TransportSink, run_connection};
+use crate::dispatch::{
+    ConnectionInit, TransportEnd, TransportIo, TransportSink, run_connection, within,
+};
 use crate::hub::Hub;
 use crate::identity::{Identity, RequestInfo, query_param};
 use crate::options::HubOptions;
@@ -981,8 +983,13 @@ async fn sweep(registry: Weak<Mutex<HashMap<String, Arc<HttpConnection>>>>) {
 struct WebSocketSink(SplitSink<WebSocket, Message>);
 
 impl TransportSink for WebSocketSink {
-    fn send(&mut self, data: Bytes, format: TransferFormat) -> BoxFuture<'_, Result<(), ()>> {
-        Box::pin(async move {
+    fn send(
+        &mut self,
+        data: Bytes,
+        format: TransferFormat,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), ()>> {
+        within(timeout, async move {
             let message = match format {
                 TransferFormat::Text => Message::Text(Utf8Bytes::try_from(data).map_err(|_| ())?),
                 TransferFormat::Binary => Message::Binary(data),
@@ -1007,8 +1014,13 @@ impl TransportSink for WebSocketSink {
 struct SseSink(Option<mpsc::Sender<Bytes>>);
 
 impl TransportSink for SseSink {
-    fn send(&mut self, data: Bytes, _: TransferFormat) -> BoxFuture<'_, Result<(), ()>> {
-        Box::pin(async move {
+    fn send(
+        &mut self,
+        data: Bytes,
+        _: TransferFormat,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), ()>> {
+        within(timeout, async move {
             let mut event = BytesMut::with_capacity(data.len() + 16);
             write_sse_event(&data, &mut event);
             match &self.0 {
@@ -1029,8 +1041,13 @@ impl TransportSink for SseSink {
 struct LongPollSink(Option<mpsc::Sender<Bytes>>);
 
 impl TransportSink for LongPollSink {
-    fn send(&mut self, data: Bytes, _: TransferFormat) -> BoxFuture<'_, Result<(), ()>> {
-        Box::pin(async move {
+    fn send(
+        &mut self,
+        data: Bytes,
+        _: TransferFormat,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), ()>> {
+        within(timeout, async move {
             match &self.0 {
                 Some(tx) => tx.send(data).await.map_err(|_| ()),
                 None => Err(()),

@@ -1,6 +1,8 @@
 //! Raw connections: the HTTP transports without the hub protocol (ASP.NET Core's
 //! `MapConnectionHandler`).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use signalr_core::{TransferFormat, TransportType};
@@ -68,8 +70,9 @@ impl RawConnection {
         } else {
             TransferFormat::Binary
         };
+        // No send timeout here: the caller decides how long to wait.
         self.sink
-            .send(data, format)
+            .send(data, format, Duration::from_secs(365 * 24 * 3600))
             .await
             .map_err(|()| Error::new(ErrorKind::Disconnected(self.connection_id.clone())))
     }
