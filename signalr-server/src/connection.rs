@@ -202,7 +202,7 @@ pub(crate) struct Connection {
     detailed_errors: bool,
     pub(crate) ping: Bytes,
     /// Stateful reconnect bookkeeping, when the connection negotiated it.
-    pub(crate) stateful: Option<Stateful>,
+    pub(crate) stateful: Option<Box<Stateful>>,
     /// Cancelled to drop the current transport abruptly (no Close, no close frame).
     transport_drop: Mutex<CancellationToken>,
 }
@@ -352,7 +352,7 @@ impl Connection {
             received_ping: AtomicBool::new(false),
             detailed_errors,
             ping,
-            stateful,
+            stateful: stateful.map(Box::new),
             transport_drop: Mutex::new(CancellationToken::new()),
         })
     }

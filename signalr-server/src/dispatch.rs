@@ -124,7 +124,7 @@ async fn run_writer(
     config: WriterConfig,
 ) {
     let format = connection.protocol.transfer_format();
-    let stateful = connection.stateful.as_ref();
+    let stateful = connection.stateful.as_deref();
     let mut sink = Some(sink);
     let mut token = connection.transport_token();
     let mut dropped = Box::pin(token.clone().cancelled_owned());
@@ -798,7 +798,7 @@ async fn read_loop(
                     None => std::future::pending().await,
                 }
             }, if stateful && detached_since.is_none() => {
-                if let Some(id) = connection.stateful.as_ref().and_then(Stateful::pending_ack) {
+                if let Some(id) = connection.stateful.as_deref().and_then(Stateful::pending_ack) {
                     if let Ok(bytes) = connection.protocol.to_bytes(&HubMessage::Ack(Ack::new(id))) {
                         let _ = connection.send_control(bytes);
                     }
