@@ -2,13 +2,14 @@
 //! servers it is measured against.
 //!
 //! ```text
-//! loadgen serve     --kind signalr|bare [--addr 127.0.0.1:0]
+//! loadgen serve     --kind signalr|bare [--addr 127.0.0.1:0] [--redis URL [--redis-prefix P]]
 //! loadgen idle      --url ws://127.0.0.1:5000/bench --connections 10000 [--steps 10] [--hold 10]
 //! loadgen echo      --url … [--protocol json|msgpack] [--connections 50] [--rate 20000 | --depth 1]
 //! loadgen broadcast --url … --connections 10000 [--rate 1 | --window 4]
 //! loadgen groups    --url … --connections 1000 --group-size 10 [--rate 1000]
 //! loadgen churn     --url … --connections 1000 --churn 100 --churn-hold-ms 500 [--rate 10]
 //! loadgen suite     [--out docs/benchmarks] [--runs 3] [--quick]
+//! loadgen redis-suite [--out docs/benchmarks] [--runs 3] [--connections 1000,10000] [--quick]
 //! loadgen replot    [--out docs/benchmarks]   (tables and plots again from results.json)
 //! ```
 //!
@@ -16,9 +17,19 @@
 //! (default true; false connects straight to the WebSocket, as `skipNegotiation` does),
 //! `--duration S` (default 10), `--warmup S` (default 2), `--concurrency N` (connections
 //! opened at once, default 256), `--sources N` (loopback source addresses 127.0.0.1 ..
-//! 127.0.0.N; default one per 4,000 connections), `--server-pid PID` (read the
-//! server's CPU time and RSS from /proc), `--json FILE` (write the report there; it is
+//! 127.0.0.N; default one per 4,000 connections), `--server-pid PID[,PID…]` (read the
+//! server's CPU time and RSS from /proc; with several, their sum), `--redis-pid PID`
+//! (Redis's CPU time, reported apart), `--json FILE` (write the report there; it is
 //! printed on stdout as well).
+//!
+//! Fan-out (`broadcast`, `groups`, `churn`) also takes `--publish-url URL`: the publisher
+//! connects there instead of `--url`, where the receivers stay. With two servers sharing
+//! a Redis backplane, every delivery then crosses Redis.
+//!
+//! `serve --kind signalr --redis redis://127.0.0.1:6379/` gives the Bench hub the Redis
+//! backplane (`signalr-redis`; `--redis-prefix` sets its channel prefix) and prints
+//! `listening on` once the backplane is subscribed. `redis-suite` compares one server
+//! alone, one server on Redis, and two servers on one Redis (see `redis_suite.rs`).
 //!
 //! The target must be a loopback address. The generator runs on one thread; pin it and
 //! the server to different cores (`taskset -c 1 loadgen …`). Each report says how busy
@@ -29,6 +40,7 @@
 
 mod plot;
 mod proto;
+mod redis_suite;
 mod scenarios;
 mod server;
 mod suite;
@@ -102,18 +114,38 @@ fn common(args: &Args, default_connections: usize) -> Result<Common, String> {
     let url = args
         .str("url")
         .ok_or("--url is required (ws://127.0.0.1:PORT/bench)")?;
-    let mut target = Target::parse(url, protocol, args.flag("negotiate", true))?;
+    let negotiate = args.flag("negotiate", true);
+    let mut target = Target::parse(url, protocol, negotiate)?;
     let connections: usize = args.num("connections", default_connections)?;
     // One source address per 4,000 connections: binding is quicker with free ports.
     let default_sources = connections / 4_000 + 1;
     target.sources = args.num("sources", u8::try_from(default_sources).unwrap_or(250))?;
+    let publish = match args.str("publish-url") {
+        Some(publish_url) => {
+            let mut publish = Target::parse(publish_url, protocol, negotiate)?;
+            publish.sources = target.sources;
+            Some((publish_url.to_owned(), publish))
+        }
+        None => None,
+    };
     Ok(Common {
         target,
         connections,
         duration: Duration::from_secs_f64(args.num("duration", 10.0)?),
         warmup: Duration::from_secs_f64(args.num("warmup", 2.0)?),
         concurrency: args.num("concurrency", 256)?,
-        server_pid: args.str("server-pid").map(str::to_owned),
+        server_pids: args
+            .str("server-pid")
+            .map(|pids| {
+                pids.split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        redis_pid: args.str("redis-pid").map(str::to_owned),
+        url: url.to_owned(),
+        publish,
     })
 }
 
@@ -153,7 +185,7 @@ fn main() -> Result<(), BoxError> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = argv.first().cloned() else {
         eprintln!(
-            "usage: loadgen serve|idle|echo|broadcast|groups|churn|suite [options]; see the crate docs"
+            "usage: loadgen serve|idle|echo|broadcast|groups|churn|suite|redis-suite|replot [options]; see the crate docs"
         );
         std::process::exit(2);
     };
@@ -164,10 +196,18 @@ fn main() -> Result<(), BoxError> {
             let kind = server::Kind::parse(args.str("kind").unwrap_or("signalr"))
                 .ok_or("--kind: signalr or bare")?;
             let addr = args.str("addr").unwrap_or("127.0.0.1:0").to_owned();
+            let redis = match args.str("redis") {
+                Some(url) if kind == server::Kind::SignalR => Some(server::RedisOptions {
+                    url: url.to_owned(),
+                    prefix: args.str("redis-prefix").unwrap_or("").to_owned(),
+                }),
+                Some(_) => return Err("--redis needs --kind signalr".into()),
+                None => None,
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(server::run(kind, &addr))?;
+            runtime.block_on(server::run(kind, &addr, redis))?;
         }
         "idle" => {
             let common = common(&args, 1000)?;
@@ -212,6 +252,7 @@ fn main() -> Result<(), BoxError> {
             emit(&args, &report)?;
         }
         "suite" => suite::run(&args)?,
+        "redis-suite" => redis_suite::run(&args)?,
         "replot" => suite::replot(&args)?,
         other => {
             eprintln!("unknown command {other}");

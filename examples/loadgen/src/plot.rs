@@ -144,3 +144,61 @@ pub(crate) fn memory_vs_connections(
     root.present().map_err(err)?;
     Ok(())
 }
+
+/// Saturated broadcast deliveries per second against the receiver count (log scale), one
+/// line per configuration. `series`: (label, [(receivers, deliveries/s)]).
+pub(crate) fn deliveries_vs_receivers(
+    series: &[(String, Vec<(f64, f64)>)],
+    path: &Path,
+) -> Result<(), BoxError> {
+    if series.iter().all(|(_, p)| p.is_empty()) {
+        return Ok(());
+    }
+    let xs = || series.iter().flat_map(|(_, p)| p.iter().map(|p| p.0));
+    let x_min = xs().fold(f64::MAX, f64::min).max(1.0) / 1.5;
+    let x_max = xs().fold(1.0, f64::max) * 1.5;
+    let y_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|p| p.1 / 1e3))
+        .fold(1.0, f64::max)
+        * 1.15;
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Saturated broadcast through Redis (medians; servers and Redis on one core)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x_min..x_max).log_scale(), 0.0..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("receivers (log)")
+        .y_desc("thousand deliveries per second")
+        .draw()
+        .map_err(err)?;
+    for (i, (label, points)) in series.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let points: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1 / 1e3)).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        chart
+            .draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

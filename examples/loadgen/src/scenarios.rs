@@ -51,7 +51,14 @@ pub(crate) struct Common {
     pub(crate) warmup: Duration,
     /// Connections being opened at once while ramping.
     pub(crate) concurrency: usize,
-    pub(crate) server_pid: Option<String>,
+    /// The server processes whose CPU time (summed) and RSS the reports give.
+    pub(crate) server_pids: Vec<String>,
+    /// A Redis server process whose CPU time the reports give separately.
+    pub(crate) redis_pid: Option<String>,
+    /// The URL the connections (fan-out: the receivers) use, as given.
+    pub(crate) url: String,
+    /// Fan-out: where the publisher connects instead (`--publish-url`), as given and parsed.
+    pub(crate) publish: Option<(String, Target)>,
 }
 
 /// How a ramp went.
@@ -145,10 +152,10 @@ pub(crate) struct IdleReport {
     pub(crate) hold_cpu: CpuReport,
 }
 
-fn sample(connections: usize, server_pid: Option<&str>) -> MemPoint {
+fn sample(connections: usize, server_pids: &[String]) -> MemPoint {
     MemPoint {
         connections,
-        server_rss: server_pid.and_then(sys::rss_bytes),
+        server_rss: sys::rss_bytes_sum(server_pids),
         kernel_tcp_mem: sys::tcp_sockstat().map(|(mem, _)| mem),
         kernel_slab: sys::slab_bytes(),
         loadgen_rss: sys::rss_bytes("self"),
@@ -210,7 +217,7 @@ async fn keep_idle(
 /// Ramps `connections` idle connections in `steps`, sampling memory after each, then
 /// holds them.
 pub(crate) async fn idle(common: &Common, steps: usize, hold: Duration) -> IdleReport {
-    let pid = common.server_pid.as_deref();
+    let pid = &common.server_pids;
     let mut points = vec![sample(0, pid)];
     let mut ramp = Ramp::default();
     let closed = Rc::new(Cell::new(0usize));
@@ -243,7 +250,7 @@ pub(crate) async fn idle(common: &Common, steps: usize, hold: Duration) -> IdleR
         );
     }
     let closed_before_hold = closed.get();
-    let cpu = sys::CpuWindow::start(pid);
+    let cpu = sys::CpuWindow::start(pid, common.redis_pid.as_deref());
     tokio::time::sleep(hold).await;
     let hold_cpu = cpu.finish();
     points.push(sample(ramp.opened - closed.get(), pid));
@@ -494,7 +501,7 @@ pub(crate) async fn echo(common: &Common, options: EchoOptions) -> EchoReport {
         ));
     }
     sleep_until(instant_at(measure_from)).await;
-    let cpu = sys::CpuWindow::start(common.server_pid.as_deref());
+    let cpu = sys::CpuWindow::start(&common.server_pids, common.redis_pid.as_deref());
     sleep_until(instant_at(end)).await;
     let cpu = cpu.finish();
     while tasks.join_next().await.is_some() {}
@@ -551,6 +558,10 @@ pub(crate) struct FanoutOptions {
 pub(crate) struct FanoutReport {
     pub(crate) kind: &'static str,
     pub(crate) protocol: &'static str,
+    /// Where the receivers (and churning connections) connected.
+    pub(crate) receivers_url: String,
+    /// Where the publisher connected: `receivers_url` unless `--publish-url` was given.
+    pub(crate) publisher_url: String,
     pub(crate) receivers: usize,
     pub(crate) group_size: Option<usize>,
     pub(crate) target_rate: Option<f64>,
@@ -573,8 +584,13 @@ pub(crate) struct FanoutReport {
     pub(crate) churn_failures: u64,
     pub(crate) churn_first_error: Option<String>,
     pub(crate) cpu: CpuReport,
-    /// Server CPU time per delivered message, in microseconds.
+    /// Server CPU time (all server processes together) per delivered message, in
+    /// microseconds.
     pub(crate) server_cpu_us_per_delivery: Option<f64>,
+    /// Redis's CPU time per delivered message, in microseconds (with `--redis-pid`).
+    pub(crate) redis_cpu_us_per_delivery: Option<f64>,
+    /// Servers and Redis together, per delivered message, in microseconds.
+    pub(crate) total_cpu_us_per_delivery: Option<f64>,
     /// Server CPU time per published message (all its deliveries), in milliseconds: when
     /// close to the fan-out completion time, the server's CPU set it.
     pub(crate) server_cpu_ms_per_message: Option<f64>,
@@ -738,8 +754,9 @@ pub(crate) async fn fanout(common: &Common, options: FanoutOptions) -> FanoutRep
     )
     .await;
     let mut publisher_ramp = Ramp::default();
+    let publish_target = common.publish.as_ref().map_or(target, |(_, t)| t);
     let publisher = open_range(
-        target,
+        publish_target,
         common.connections..common.connections + 1,
         1,
         no_setup,
@@ -803,7 +820,10 @@ pub(crate) async fn fanout(common: &Common, options: FanoutOptions) -> FanoutRep
         loop {
             let now = now_ns();
             if cpu.is_none() && now >= measure_from {
-                cpu = Some(sys::CpuWindow::start(common.server_pid.as_deref()));
+                cpu = Some(sys::CpuWindow::start(
+                    &common.server_pids,
+                    common.redis_pid.as_deref(),
+                ));
             }
             if now >= end || seq >= options.max_messages {
                 break;
@@ -920,10 +940,17 @@ pub(crate) async fn fanout(common: &Common, options: FanoutOptions) -> FanoutRep
     };
     let server_cpu_ms_per_message = per_message(cpu.server_cpu_s);
     let loadgen_cpu_ms_per_message = per_message(cpu.loadgen_cpu_s);
-    let server_cpu_us_per_delivery = cpu
-        .server_cpu_s
-        .filter(|_| deliveries > 0)
-        .map(|c| 1e6 * c / deliveries as f64);
+    let per_delivery = |seconds: Option<f64>| {
+        seconds
+            .filter(|_| deliveries > 0)
+            .map(|c| 1e6 * c / deliveries as f64)
+    };
+    let server_cpu_us_per_delivery = per_delivery(cpu.server_cpu_s);
+    let redis_cpu_us_per_delivery = per_delivery(cpu.redis_cpu_s);
+    let total_cpu_us_per_delivery = match (server_cpu_us_per_delivery, redis_cpu_us_per_delivery) {
+        (Some(s), Some(r)) => Some(s + r),
+        (s, _) => s,
+    };
     FanoutReport {
         kind: match (group_size, options.churn) {
             (Some(_), _) => "groups",
@@ -931,6 +958,11 @@ pub(crate) async fn fanout(common: &Common, options: FanoutOptions) -> FanoutRep
             (None, _) => "churn",
         },
         protocol: protocol.name(),
+        receivers_url: common.url.clone(),
+        publisher_url: common
+            .publish
+            .as_ref()
+            .map_or_else(|| common.url.clone(), |(url, _)| url.clone()),
         receivers: n,
         group_size,
         target_rate: options.rate,
@@ -954,6 +986,8 @@ pub(crate) async fn fanout(common: &Common, options: FanoutOptions) -> FanoutRep
         churn_first_error: s.churn_first_error.clone(),
         cpu,
         server_cpu_us_per_delivery,
+        redis_cpu_us_per_delivery,
+        total_cpu_us_per_delivery,
         server_cpu_ms_per_message,
         loadgen_cpu_ms_per_message,
     }

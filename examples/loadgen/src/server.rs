@@ -5,12 +5,18 @@
 //! - `bare`: the same WebSocket stack (axum's WebSocket over tokio-tungstenite, the same
 //!   4 KiB buffers) without SignalR. It echoes every data frame, except one containing
 //!   `Broadcast`, which it sends to every connection. The transport's ceiling.
+//!
+//! With [`RedisOptions`], the `signalr` hub uses the `signalr-redis` backplane, so several
+//! servers on one Redis share its `Broadcast` and groups.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::serve::ListenerExt;
 use futures_util::{SinkExt, StreamExt};
+use signalr_redis::RedisBackplane;
 use signalr_server::{Caller, Clients, Groups, Hub, SignalR};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -32,9 +38,23 @@ impl Kind {
     }
 }
 
-/// The benchmark hub.
-pub(crate) fn hub() -> Hub {
-    Hub::builder("Bench")
+/// The Redis backplane of the `signalr` server.
+#[derive(Clone, Debug)]
+pub(crate) struct RedisOptions {
+    /// `redis://127.0.0.1:6379/`.
+    pub(crate) url: String,
+    /// The channel prefix (empty by default), so runs on one Redis do not hear each other.
+    pub(crate) prefix: String,
+}
+
+/// The benchmark hub, on `backplane` when given (else the in-memory one).
+pub(crate) fn hub(backplane: Option<RedisBackplane>) -> Hub {
+    let builder = Hub::builder("Bench");
+    let builder = match backplane {
+        Some(backplane) => builder.backplane(Arc::new(backplane)),
+        None => builder,
+    };
+    builder
         .method("Echo", |payload: String| async move { payload })
         .method(
             "Broadcast",
@@ -57,14 +77,42 @@ pub(crate) fn hub() -> Hub {
         .build()
 }
 
-/// Binds `addr`, prints `listening on <addr>` on stdout, and serves until killed.
-pub(crate) async fn run(kind: Kind, addr: &str) -> std::io::Result<()> {
+/// Binds `addr`, prints `listening on <addr>` on stdout, and serves until killed. With
+/// `redis`, it prints that line once the backplane is subscribed (it fails after 10 s
+/// without Redis).
+pub(crate) async fn run(
+    kind: Kind,
+    addr: &str,
+    redis: Option<RedisOptions>,
+) -> std::io::Result<()> {
+    let backplane = match &redis {
+        Some(options) => {
+            let backplane = RedisBackplane::builder(options.url.as_str())
+                .channel_prefix(options.prefix.as_str())
+                .build("Bench")
+                .map_err(std::io::Error::other)?;
+            if !backplane.wait_connected(Duration::from_secs(10)).await {
+                return Err(std::io::Error::other(format!(
+                    "--redis {}: not connected after 10 s: {:?}",
+                    options.url,
+                    backplane.health()
+                )));
+            }
+            Some(backplane)
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     println!("listening on {local}");
     std::io::stdout().flush()?;
     match kind {
-        Kind::SignalR => SignalR::new().hub("/bench", hub()).serve(listener).await,
+        Kind::SignalR => {
+            SignalR::new()
+                .hub("/bench", hub(backplane))
+                .serve(listener)
+                .await
+        }
         Kind::Bare => {
             let (tx, _) = broadcast::channel::<Message>(4096);
             let app = axum::Router::new().fallback(axum::routing::get(

@@ -59,13 +59,19 @@ struct Running {
     addr: String,
 }
 
-fn taskset() -> bool {
-    Path::new("/usr/bin/taskset").exists() || Path::new("/bin/taskset").exists()
+fn taskset_path() -> Option<&'static str> {
+    ["/usr/bin/taskset", "/bin/taskset"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
 }
 
-fn pinned(core: &str, program: &Path) -> Command {
-    if taskset() {
-        let mut command = Command::new("taskset");
+pub(crate) fn taskset() -> bool {
+    taskset_path().is_some()
+}
+
+pub(crate) fn pinned(core: &str, program: &Path) -> Command {
+    if let Some(taskset) = taskset_path() {
+        let mut command = Command::new(taskset);
         command.arg("-c").arg(core).arg(program);
         command
     } else {
@@ -163,11 +169,11 @@ fn run_case(
     Ok((serde_json::from_str(&text)?, line))
 }
 
-fn pointer(value: &Value, path: &str) -> Option<f64> {
+pub(crate) fn pointer(value: &Value, path: &str) -> Option<f64> {
     value.pointer(path).and_then(Value::as_f64)
 }
 
-fn median(values: &mut [f64]) -> Option<f64> {
+pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -180,7 +186,7 @@ fn median(values: &mut [f64]) -> Option<f64> {
     })
 }
 
-fn fmt(value: f64) -> String {
+pub(crate) fn fmt(value: f64) -> String {
     let abs = value.abs();
     if abs >= 1e6 {
         format!("{:.2} M", value / 1e6)
@@ -195,7 +201,7 @@ fn fmt(value: f64) -> String {
     }
 }
 
-fn sh(command: &str) -> String {
+pub(crate) fn sh(command: &str) -> String {
     Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -204,7 +210,7 @@ fn sh(command: &str) -> String {
         .unwrap_or_default()
 }
 
-fn s(args: &[&str]) -> Vec<String> {
+pub(crate) fn s(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).collect()
 }
 
@@ -587,7 +593,7 @@ fn values(samples: &[Sample], case: &str, server: Server, path: &str) -> Vec<f64
         .collect()
 }
 
-fn cell(mut v: Vec<f64>) -> String {
+pub(crate) fn cell(mut v: Vec<f64>) -> String {
     let Some(med) = median(&mut v) else {
         return "–".to_owned();
     };

@@ -50,13 +50,32 @@ pub(crate) fn slab_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// CPU use of this process and, if known, the server's, over a measured window.
+/// Summed user plus system CPU seconds of several processes; `None` if any is unreadable.
+pub(crate) fn cpu_seconds_sum(pids: &[String]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|pid| cpu_seconds(pid)).sum()
+}
+
+/// Summed resident set size of several processes; `None` if any is unreadable.
+pub(crate) fn rss_bytes_sum(pids: &[String]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|pid| rss_bytes(pid)).sum()
+}
+
+/// CPU use of this process and, if known, of the server processes (summed) and of Redis,
+/// over a measured window.
 #[derive(Debug)]
 pub(crate) struct CpuWindow {
     start: Instant,
     own: Option<f64>,
-    server_pid: Option<String>,
+    server_pids: Vec<String>,
     server: Option<f64>,
+    redis_pid: Option<String>,
+    redis: Option<f64>,
 }
 
 /// What a [`CpuWindow`] measured.
@@ -66,37 +85,41 @@ pub(crate) struct CpuReport {
     /// This load generator's CPU use, as a percentage of one core.
     pub(crate) loadgen_cpu_pct: Option<f64>,
     pub(crate) loadgen_cpu_s: Option<f64>,
-    /// The server's CPU use, as a percentage of one core.
+    /// The server's CPU use (all `--server-pid` processes together), as a percentage of
+    /// one core.
     pub(crate) server_cpu_pct: Option<f64>,
     pub(crate) server_cpu_s: Option<f64>,
+    /// How many server processes `server_cpu_s` sums.
+    pub(crate) server_processes: usize,
+    /// The Redis server's CPU use (`--redis-pid`), as a percentage of one core.
+    pub(crate) redis_cpu_pct: Option<f64>,
+    pub(crate) redis_cpu_s: Option<f64>,
     /// True when the load generator used more than 90 % of its core: then it, not the
     /// server, may have set the pace.
     pub(crate) loadgen_bound: bool,
 }
 
 impl CpuWindow {
-    pub(crate) fn start(server_pid: Option<&str>) -> Self {
+    pub(crate) fn start(server_pids: &[String], redis_pid: Option<&str>) -> Self {
         Self {
             start: Instant::now(),
             own: cpu_seconds("self"),
-            server_pid: server_pid.map(str::to_owned),
-            server: server_pid.and_then(cpu_seconds),
+            server_pids: server_pids.to_vec(),
+            server: cpu_seconds_sum(server_pids),
+            redis_pid: redis_pid.map(str::to_owned),
+            redis: redis_pid.and_then(cpu_seconds),
         }
     }
 
     pub(crate) fn finish(&self) -> CpuReport {
         let wall_s = self.start.elapsed().as_secs_f64();
-        let own = match (self.own, cpu_seconds("self")) {
+        let delta = |before: Option<f64>, after: Option<f64>| match (before, after) {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
         };
-        let server = match (
-            self.server,
-            self.server_pid.as_deref().and_then(cpu_seconds),
-        ) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
+        let own = delta(self.own, cpu_seconds("self"));
+        let server = delta(self.server, cpu_seconds_sum(&self.server_pids));
+        let redis = delta(self.redis, self.redis_pid.as_deref().and_then(cpu_seconds));
         let pct = |s: Option<f64>| s.map(|s| 100.0 * s / wall_s.max(1e-9));
         CpuReport {
             wall_s,
@@ -104,6 +127,9 @@ impl CpuWindow {
             loadgen_cpu_s: own,
             server_cpu_pct: pct(server),
             server_cpu_s: server,
+            server_processes: self.server_pids.len(),
+            redis_cpu_pct: pct(redis),
+            redis_cpu_s: redis,
             loadgen_bound: pct(own).is_some_and(|p| p > 90.0),
         }
     }

@@ -220,3 +220,97 @@ fn suite_writes_results_and_tables() {
     assert!(table.contains("echoes/s"), "{table}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Starts `loadgen serve --kind signalr` on the Redis backplane at `url`.
+fn serve_on_redis(url: &str, prefix: &str) -> Server {
+    let mut child = Command::new(LOADGEN)
+        .args(["serve", "--kind", "signalr", "--addr", "127.0.0.1:0"])
+        .args(["--redis", url, "--redis-prefix", prefix])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the bench server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+#[test]
+fn broadcast_crosses_redis_between_two_servers() {
+    let Some(redis) = signalr_tests::require(signalr_tests::redis_server()) else {
+        return;
+    };
+    let prefix = format!("loadgen-smoke-{}", std::process::id());
+    let a = serve_on_redis(redis.url(), &prefix);
+    let b = serve_on_redis(redis.url(), &prefix);
+    let publish_url = format!("ws://{}/bench", b.addr);
+    let pids = format!("{},{}", a.child.id(), b.child.id());
+    for extra in [["--rate", "20"], ["--window", "4"]] {
+        // The receivers on A (`run` gives A's URL), the publisher on B; `--server-pid`
+        // here overrides the one `run` passes, so the CPU time is of both servers.
+        let mut args = vec![
+            "broadcast",
+            "--connections",
+            "20",
+            "--publish-url",
+            &publish_url,
+            "--server-pid",
+            &pids,
+        ];
+        args.extend_from_slice(&extra);
+        let report = run(&a, &args);
+        assert!(number(&report, "/deliveries") > 0.0, "{report}");
+        assert_eq!(report["publisher_url"], publish_url.as_str(), "{report}");
+        assert_eq!(
+            report["receivers_url"],
+            format!("ws://{}/bench", a.addr).as_str(),
+            "{report}"
+        );
+        assert_eq!(number(&report, "/cpu/server_processes"), 2.0, "{report}");
+        number(&report, "/fanout_completion/p99_us");
+    }
+
+    // The suite, briefly: one run of each configuration, saturated broadcast only.
+    let out = std::env::temp_dir().join(format!("loadgen-redis-smoke-{}", std::process::id()));
+    let mut suite = Command::new(LOADGEN);
+    suite.args([
+        "redis-suite",
+        "--quick",
+        "--runs",
+        "1",
+        "--connections",
+        "20",
+        "--only",
+        "broadcast-max",
+    ]);
+    if !redis.is_owned() {
+        // No redis-server binary here: the suite must use the running Redis too.
+        suite.args(["--redis-url", redis.url()]);
+    }
+    let output = suite
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run the redis suite");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(out.join("redis-results.json")).unwrap()).unwrap();
+    assert_eq!(
+        results["samples"].as_array().map(Vec::len),
+        Some(3),
+        "{results}"
+    );
+    let table = std::fs::read_to_string(out.join("redis-results.md")).unwrap();
+    assert!(table.contains("(c) / (a)"), "{table}");
+    let _ = std::fs::remove_dir_all(&out);
+}
