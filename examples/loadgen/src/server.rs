@@ -84,6 +84,7 @@ pub(crate) async fn run(
     kind: Kind,
     addr: &str,
     redis: Option<RedisOptions>,
+    reuse_port: bool,
 ) -> std::io::Result<()> {
     let backplane = match &redis {
         Some(options) => {
@@ -102,7 +103,11 @@ pub(crate) async fn run(
         }
         None => None,
     };
-    let listener = TcpListener::bind(addr).await?;
+    let listener = if reuse_port {
+        bind_shared(addr)?
+    } else {
+        TcpListener::bind(addr).await?
+    };
     let local = listener.local_addr()?;
     println!("listening on {local}");
     std::io::stdout().flush()?;
@@ -189,4 +194,21 @@ async fn bare_connection(socket: WebSocket, tx: broadcast::Sender<Message>) {
             }
         }
     }
+}
+
+/// Binds with `SO_REUSEPORT`, so that several server processes share one port and the
+/// kernel spreads connections over them (each process has its own file-descriptor limit).
+fn bind_shared(addr: &str) -> std::io::Result<TcpListener> {
+    let addr: std::net::SocketAddr = addr.parse().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
+    })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
