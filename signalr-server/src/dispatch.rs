@@ -99,16 +99,6 @@ pub(crate) struct ConnectionInit {
 /// Largest transport frame the writer builds from queued messages.
 const MAX_BATCH: usize = 64 * 1024;
 
-/// Sends one frame, giving up after `timeout` (a client that stopped reading).
-fn send_within(
-    sink: &mut dyn TransportSink,
-    frame: Bytes,
-    format: TransferFormat,
-    timeout: Duration,
-) -> BoxFuture<'_, Result<(), ()>> {
-    sink.send(frame, format, timeout)
-}
-
 /// How the writer behaves.
 struct WriterConfig {
     /// Ping this often (not on transports with their own keep-alive).
@@ -151,7 +141,7 @@ async fn run_writer(
             item = connection.outbound.recv() => item,
             _ = pings.tick(), if config.keep_alive.is_some() && sink.is_some() => {
                 if let Some(s) = sink.as_deref_mut() {
-                    if send_within(s, connection.ping.clone(), format, config.send_timeout).await.is_err() {
+                    if s.send(connection.ping.clone(), format, config.send_timeout).await.is_err() {
                         sink = None;
                         if stateful.is_none() {
                             connection.close(CloseCause::Client);
@@ -197,7 +187,7 @@ async fn run_writer(
                 joined.freeze()
             };
             let sent = match sink.as_deref_mut() {
-                Some(s) => send_within(s, frame, format, config.send_timeout).await,
+                Some(s) => s.send(frame, format, config.send_timeout).await,
                 None => Ok(()),
             };
             if sent.is_err() {
@@ -313,7 +303,8 @@ async fn resend(
     for message in messages {
         if frame.len() + message.len() > MAX_BATCH
             && !frame.is_empty()
-            && send_within(&mut **sink, frame.split().freeze(), format, timeout)
+            && sink
+                .send(frame.split().freeze(), format, timeout)
                 .await
                 .is_err()
         {
@@ -321,10 +312,7 @@ async fn resend(
         }
         frame.extend_from_slice(&message);
     }
-    frame.is_empty()
-        || send_within(&mut **sink, frame.freeze(), format, timeout)
-            .await
-            .is_ok()
+    frame.is_empty() || sink.send(frame.freeze(), format, timeout).await.is_ok()
 }
 
 /// Handles a connection from its first byte to its end. (A plain function returning the
