@@ -386,6 +386,11 @@ async fn handshake(
     Ok((protocol, request.version, buf))
 }
 
+#[allow(clippy::boxed_local)] // The point: the box is freed when this returns.
+fn unbox<T>(value: Box<T>) -> T {
+    *value
+}
+
 async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportIo) {
     let TransportIo {
         kind,
@@ -411,23 +416,27 @@ async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportI
                 return;
             }
         };
-    let user_id = shared
-        .user_id_provider
-        .user_id(init.identity.as_ref(), &init.request);
+    // Unboxed in a function of its own, so that the box is freed here rather than kept to
+    // the end of this future, and no field lives in the future beside it.
+    let ConnectionInit {
+        connection_id,
+        identity,
+        request,
+        reattach,
+    } = unbox(init);
+    let user_id = shared.user_id_provider.user_id(identity.as_ref(), &request);
     // Stateful reconnect needs it negotiated, WebSockets, and hub protocol version 2.
-    let reattach = init
-        .reattach
-        .filter(|_| kind == TransportType::WebSockets && version >= 2);
+    let reattach = reattach.filter(|_| kind == TransportType::WebSockets && version >= 2);
     let stateful = reattach
         .as_ref()
         .map(|_| Stateful::new(shared.options.stateful_reconnect_buffer_size));
     let connection = Connection::new(
-        init.connection_id,
+        connection_id,
         protocol.clone(),
         kind,
-        init.identity,
+        identity,
         user_id,
-        init.request,
+        request,
         shared.options.outbound_buffer_limit,
         shared.options.enable_detailed_errors,
         stateful,

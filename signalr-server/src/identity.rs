@@ -1,7 +1,7 @@
 //! Who is connected: the HTTP request behind a connection, the authenticated identity, the
 //! user id, and per-connection items.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use http::{HeaderMap, Method, Uri};
 
@@ -78,11 +78,20 @@ impl Identity {
 
 /// A snapshot of the HTTP request that opened the connection's transport (the WebSocket
 /// upgrade, the SSE request or the first poll).
+///
+/// Kept for the connection's whole life, so it is compact: the headers are held as one
+/// block of text, and the [`HeaderMap`] that [`RequestInfo::headers`] returns is built from
+/// it on first use. [`RequestInfo::header`] and [`RequestInfo::cookie`] read the block
+/// directly.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    /// `name:value\n` for each header, in order. Names are lowercase tokens (no `:`) and
+    /// values hold no control characters but tab (`HeaderValue` refuses them), so the
+    /// lines split unambiguously.
+    raw_headers: Box<[u8]>,
+    headers: OnceLock<HeaderMap>,
 }
 
 impl RequestInfo {
@@ -92,18 +101,22 @@ impl RequestInfo {
     /// alive for the connection's whole life) the HTTP server's read buffer.
     pub fn new(method: Method, uri: Uri, headers: HeaderMap) -> Self {
         let uri = Uri::try_from(uri.to_string()).unwrap_or(uri);
-        let headers = headers
+        let size = headers
             .iter()
-            .filter_map(|(name, value)| {
-                let name = http::HeaderName::from_bytes(name.as_str().as_bytes()).ok()?;
-                let value = http::HeaderValue::from_bytes(value.as_bytes()).ok()?;
-                Some((name, value))
-            })
-            .collect();
+            .map(|(name, value)| name.as_str().len() + value.len() + 2)
+            .sum();
+        let mut raw = Vec::with_capacity(size);
+        for (name, value) in &headers {
+            raw.extend_from_slice(name.as_str().as_bytes());
+            raw.push(b':');
+            raw.extend_from_slice(value.as_bytes());
+            raw.push(b'\n');
+        }
         Self {
             method,
             uri,
-            headers,
+            raw_headers: raw.into_boxed_slice(),
+            headers: OnceLock::new(),
         }
     }
 
@@ -117,14 +130,46 @@ impl RequestInfo {
         &self.uri
     }
 
-    /// The request headers.
+    /// The request headers (built on first use).
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        self.headers.get_or_init(|| {
+            let mut map = HeaderMap::new();
+            for (name, value) in self.header_lines() {
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::from_bytes(name),
+                    http::HeaderValue::from_bytes(value),
+                ) {
+                    map.append(name, value);
+                }
+            }
+            map
+        })
     }
 
-    /// A header's value, when present and valid text.
+    /// A header's value (the first, when repeated), when present and visible ASCII, as
+    /// `HeaderValue::to_str` gives it. The name is matched case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        self.header_values(name).next()
+    }
+
+    /// Every value of a header that is visible ASCII, in order.
+    fn header_values<'s, 'n>(
+        &'s self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'s str> + use<'s, 'n> {
+        self.header_lines()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .filter_map(|(_, value)| {
+                let visible = value.iter().all(|&b| b == b'\t' || (32..127).contains(&b));
+                visible.then(|| std::str::from_utf8(value).ok()).flatten()
+            })
+    }
+
+    fn header_lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.raw_headers.split(|&b| b == b'\n').filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((&line[..colon], &line[colon + 1..]))
+        })
     }
 
     /// A query parameter's decoded value (the first, when repeated).
@@ -134,10 +179,7 @@ impl RequestInfo {
 
     /// A cookie's value from the `Cookie` headers.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
+        self.header_values("cookie")
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(k, _)| *k == name)
@@ -255,5 +297,31 @@ mod tests {
         assert_eq!(info.cookie("testCookie").as_deref(), Some("testValue"));
         assert_eq!(info.cookie("missing"), None);
         assert_eq!(info.query("numRedirects").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn headers_kept_compactly() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-api-key", "k1".parse().unwrap());
+        headers.append("x-api-key", "k2".parse().unwrap());
+        headers.append("cookie", "a=1".parse().unwrap());
+        headers.append("cookie", "b=\"2\"; c=3".parse().unwrap());
+        headers.append("x-empty", "".parse().unwrap());
+        headers.append("x-colon", "a:b".parse().unwrap());
+        headers.append(
+            "x-bin",
+            http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        let info = RequestInfo::new(Method::GET, Uri::from_static("/x"), headers.clone());
+        assert_eq!(info.header("X-Api-Key"), Some("k1"));
+        assert_eq!(info.header("x-empty"), Some(""));
+        assert_eq!(info.header("x-colon"), Some("a:b"));
+        assert_eq!(info.header("x-bin"), None);
+        assert_eq!(info.header("missing"), None);
+        assert_eq!(info.cookie("b").as_deref(), Some("2"));
+        assert_eq!(info.cookie("c").as_deref(), Some("3"));
+        let clone = info.clone();
+        assert_eq!(info.headers(), &headers);
+        assert_eq!(clone.headers().get_all("x-api-key").iter().count(), 2);
     }
 }

@@ -2,7 +2,7 @@
 //! servers it is measured against.
 //!
 //! ```text
-//! loadgen serve     --kind signalr|bare [--addr 127.0.0.1:0] [--reuse-port] [--redis URL [--redis-prefix P]]
+//! loadgen serve     --kind signalr|bare [--addr 127.0.0.1:0] [--reuse-port] [--read-buffer 1024] [--redis URL [--redis-prefix P]]
 //! loadgen idle      --url ws://127.0.0.1:5000/bench --connections 10000 [--steps 10] [--hold 10]
 //! loadgen echo      --url … [--protocol json|msgpack] [--connections 50] [--rate 20000 | --depth 1]
 //! loadgen broadcast --url … --connections 10000 [--rate 1 | --window 4]
@@ -208,7 +208,8 @@ fn main() -> Result<(), BoxError> {
                 .enable_all()
                 .build()?;
             let reuse_port = args.flag("reuse-port", false);
-            runtime.block_on(server::run(kind, &addr, redis, reuse_port))?;
+            let read_buffer = args.num("read-buffer", server::READ_BUFFER)?;
+            runtime.block_on(server::run(kind, &addr, redis, reuse_port, read_buffer))?;
         }
         "idle" => {
             let common = common(&args, 1000)?;

@@ -3,7 +3,7 @@
 //! - `signalr`: a `signalr-server` hub with `Echo(s)`, `Broadcast(s)` (to all, as
 //!   `Receive(s)`), `JoinGroup(g)` and `SendToGroup(g, s)`;
 //! - `bare`: the same WebSocket stack (axum's WebSocket over tokio-tungstenite, the same
-//!   4 KiB buffers) without SignalR. It echoes every data frame, except one containing
+//!   buffers: 1 KiB read, 4 KiB write) without SignalR. It echoes every data frame, except one containing
 //!   `Broadcast`, which it sends to every connection. The transport's ceiling.
 //!
 //! With [`RedisOptions`], the `signalr` hub uses the `signalr-redis` backplane, so several
@@ -17,7 +17,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::serve::ListenerExt;
 use futures_util::{SinkExt, StreamExt};
 use signalr_redis::RedisBackplane;
-use signalr_server::{Caller, Clients, Groups, Hub, SignalR};
+use signalr_server::{Caller, Clients, Groups, Hub, HubOptions, SignalR};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
@@ -48,8 +48,9 @@ pub(crate) struct RedisOptions {
 }
 
 /// The benchmark hub, on `backplane` when given (else the in-memory one).
-pub(crate) fn hub(backplane: Option<RedisBackplane>) -> Hub {
-    let builder = Hub::builder("Bench");
+pub(crate) fn hub(backplane: Option<RedisBackplane>, read_buffer: usize) -> Hub {
+    let builder = Hub::builder("Bench")
+        .options(HubOptions::default().websocket_read_buffer_size(read_buffer));
     let builder = match backplane {
         Some(backplane) => builder.backplane(Arc::new(backplane)),
         None => builder,
@@ -77,6 +78,9 @@ pub(crate) fn hub(backplane: Option<RedisBackplane>) -> Hub {
         .build()
 }
 
+/// The WebSocket read buffer both servers use by default (the library's default).
+pub(crate) const READ_BUFFER: usize = 1024;
+
 /// Binds `addr`, prints `listening on <addr>` on stdout, and serves until killed. With
 /// `redis`, it prints that line once the backplane is subscribed (it fails after 10 s
 /// without Redis).
@@ -85,6 +89,7 @@ pub(crate) async fn run(
     addr: &str,
     redis: Option<RedisOptions>,
     reuse_port: bool,
+    read_buffer: usize,
 ) -> std::io::Result<()> {
     let backplane = match &redis {
         Some(options) => {
@@ -114,7 +119,7 @@ pub(crate) async fn run(
     match kind {
         Kind::SignalR => {
             SignalR::new()
-                .hub("/bench", hub(backplane))
+                .hub("/bench", hub(backplane, read_buffer))
                 .serve(listener)
                 .await
         }
@@ -125,7 +130,7 @@ pub(crate) async fn run(
                     let tx = tx.clone();
                     async move {
                         upgrade
-                            .read_buffer_size(4 * 1024)
+                            .read_buffer_size(read_buffer)
                             .write_buffer_size(4 * 1024)
                             .on_upgrade(move |socket| bare_connection(socket, tx))
                     }
