@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::error::ProtocolError;
-use crate::message::HubMessage;
+use crate::message::{CompletionResult, HubMessage};
 use crate::value::Encoding;
 
 /// How a transport must carry a protocol's bytes.
@@ -79,10 +79,38 @@ pub trait HubProtocol: fmt::Debug + Send + Sync {
 
     /// `message` framed, as immutable bytes that can be sent to any number of connections.
     fn to_bytes(&self, message: &HubMessage) -> Result<Bytes, ProtocolError> {
-        let mut out = BytesMut::with_capacity(64);
+        let mut out = BytesMut::with_capacity(size_hint(message));
         self.write_message(message, &mut out)?;
         Ok(out.freeze())
     }
+}
+
+/// Room for `message` written in either protocol, so that writing it seldom grows the
+/// buffer: its variable parts (ids, target, values; text may be escaped a little), plus
+/// the fixed part.
+fn size_hint(message: &HubMessage) -> usize {
+    const FIXED: usize = 64;
+    let variable = match message {
+        HubMessage::Invocation(m) => {
+            m.invocation_id.as_ref().map_or(0, String::len)
+                + m.target.len()
+                + m.arguments
+                    .iter()
+                    .map(|a| a.as_bytes().len() + 1)
+                    .sum::<usize>()
+        }
+        HubMessage::StreamItem(m) => m.invocation_id.len() + m.item.as_bytes().len(),
+        HubMessage::Completion(m) => {
+            m.invocation_id.len()
+                + match &m.result {
+                    CompletionResult::Void => 0,
+                    CompletionResult::Value(value) => value.as_bytes().len(),
+                    CompletionResult::Error(error) => error.len(),
+                }
+        }
+        _ => 0,
+    };
+    FIXED + variable + variable / 8
 }
 
 impl<P: HubProtocol + ?Sized> HubProtocol for Arc<P> {
