@@ -2,10 +2,8 @@
 //! of its invocations, streams and client results.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 
 use bytes::Bytes;
 use signalr_core::{Close, CompletionResult, HubMessage, HubProtocol, RawValue, TransportType};
@@ -28,11 +26,10 @@ pub(crate) enum Outgoing {
 
 /// The connection's single outbound queue, bounded by bytes. A plain locked queue: it
 /// holds no memory while empty (most connections, most of the time), and the writer is
-/// woken only when the queue goes from empty to not empty, and not at all while its own
-/// task is about to poll it anyway ([`Outbound::set_polling_next`]).
+/// woken only when the queue goes from empty to not empty.
 #[derive(Debug)]
 pub(crate) struct Outbound {
-    items: Mutex<Queue>,
+    items: Mutex<VecDeque<Outgoing>>,
     /// Wakes the writer.
     ready: Notify,
     queued: AtomicUsize,
@@ -42,19 +39,10 @@ pub(crate) struct Outbound {
     waiting: AtomicUsize,
 }
 
-#[derive(Debug, Default)]
-struct Queue {
-    items: VecDeque<Outgoing>,
-    /// The writer's task is running and polls the writer before it waits again: a push
-    /// needs no wake-up. Kept under the queue's lock, so that a push either is seen by that
-    /// poll or sees the flag cleared.
-    polling_next: bool,
-}
-
 impl Outbound {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
-            items: Mutex::new(Queue::default()),
+            items: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
             queued: AtomicUsize::new(0),
             limit,
@@ -64,53 +52,37 @@ impl Outbound {
     }
 
     fn push(&self, item: Outgoing) {
-        let wake = {
-            let mut queue = lock(&self.items);
-            let was_empty = queue.items.is_empty();
-            queue.items.push_back(item);
-            was_empty && !queue.polling_next
+        let was_empty = {
+            let mut items = lock(&self.items);
+            let was_empty = items.is_empty();
+            items.push_back(item);
+            was_empty
         };
         // A writer that found the queue empty waits (or is about to: the permit keeps).
-        if wake {
+        if was_empty {
             self.ready.notify_one();
         }
     }
 
-    /// Set while the writer's task runs code that may queue messages and will poll the
-    /// writer right after: those pushes skip waking it (which would only run the task once
-    /// more for nothing). Cleared before the writer is polled.
-    pub(crate) fn set_polling_next(&self, polling_next: bool) {
-        lock(&self.items).polling_next = polling_next;
-    }
-
     /// The next queued item, if any.
     pub(crate) fn try_recv(&self) -> Option<Outgoing> {
-        let mut queue = lock(&self.items);
-        let item = queue.items.pop_front();
+        let mut items = lock(&self.items);
+        let item = items.pop_front();
         // Give back what a burst left behind.
-        if queue.items.is_empty() && queue.items.capacity() > 64 {
-            queue.items = VecDeque::new();
+        if items.is_empty() && items.capacity() > 64 {
+            *items = VecDeque::new();
         }
         item
     }
 
-    /// Waits for the next queued item. Looks at the queue each time it is polled, so that
-    /// items pushed without a wake-up ([`Outbound::set_polling_next`]) are found.
+    /// Waits for the next queued item.
     pub(crate) async fn recv(&self) -> Outgoing {
-        let notified = self.ready.notified();
-        tokio::pin!(notified);
-        std::future::poll_fn(|cx| {
-            loop {
-                if let Some(item) = self.try_recv() {
-                    return Poll::Ready(item);
-                }
-                match notified.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(()) => notified.set(self.ready.notified()),
-                }
+        loop {
+            if let Some(item) = self.try_recv() {
+                return item;
             }
-        })
-        .await
+            self.ready.notified().await;
+        }
     }
 
     /// Queues `bytes` unless that would pass the limit (an empty queue takes any one

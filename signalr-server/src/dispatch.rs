@@ -3,10 +3,8 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -457,61 +455,26 @@ async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportI
             .then_some(shared.options.keep_alive_interval),
         send_timeout: shared.options.transport_send_timeout,
     };
-    let writer = run_writer(sink, connection.clone(), sink_rx, config);
-    let session = session(
-        &shared,
-        &connection,
-        incoming,
-        end,
-        reattach,
-        sink_tx,
-        leftover,
-        protocol,
-    );
-    // Let the writer send what is queued and the Close, but not forever: a client that
-    // stopped reading would hold the socket and this task. One too slow to keep up loses
-    // its socket at once.
-    let grace = |connection: &Connection| match connection.cause() {
-        Some(CloseCause::TooSlow) => Duration::ZERO,
-        _ => Duration::from_secs(5),
-    };
-    Beside {
-        connection: &connection,
-        session,
-        writer,
-        session_done: false,
-        written: false,
-        grace: Some(|| grace(&connection)),
-        deadline: None,
-    }
-    .await;
-    tracing::debug!(cause = ?connection.cause(), "disconnected");
-}
+    let mut writer =
+        tokio::spawn(run_writer(sink, connection.clone(), sink_rx, config).in_current_span());
 
-/// The connection from the backplane's welcome to `on_disconnected`: reading, dispatching,
-/// and the lifecycle handlers. Its writer runs beside it on the same task ([`beside`]).
-#[allow(clippy::too_many_arguments)]
-async fn session(
-    shared: &Arc<HubShared>,
-    connection: &Arc<Connection>,
-    incoming: BoxStream<'static, Bytes>,
-    end: Arc<TransportEnd>,
-    reattach: Option<mpsc::Receiver<TransportIo>>,
-    sink_tx: Option<mpsc::UnboundedSender<Box<dyn TransportSink>>>,
-    leftover: BytesMut,
-    protocol: Arc<dyn HubProtocol>,
-) {
     let handle = ConnectionHandle(connection.clone());
     let hub_label = shared.name.clone();
     if let Err(err) = shared.backplane.on_connected(handle.clone()).await {
         tracing::warn!(error = %err, "backplane refused the connection");
         connection.close(CloseCause::Error(None));
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
         return;
     }
     metrics::gauge!("signalr_connections_active", "hub" => hub_label.clone()).increment(1.0);
     tracing::debug!("connected");
 
-    let connected = Box::pin(run_lifecycle(shared, connection, true, None)).await;
+    let connected = Box::pin(run_lifecycle(&shared, &connection, true, None)).await;
     if let Err(err) = &connected {
         let text = err.build_message(
             "Connection closed with an error.",
@@ -527,7 +490,7 @@ async fn session(
             reattach,
             sinks: sink_tx,
         };
-        read_loop(shared, connection, transport, leftover, protocol).await;
+        read_loop(&shared, &connection, transport, leftover, protocol).await;
     }
 
     // The end, whatever caused it.
@@ -537,66 +500,21 @@ async fn session(
     metrics::gauge!("signalr_connections_active", "hub" => hub_label).decrement(1.0);
     if connected.is_ok() {
         let reason = connection.cause().and_then(|c| c.error_text());
-        if let Err(err) = Box::pin(run_lifecycle(shared, connection, false, reason)).await {
+        if let Err(err) = Box::pin(run_lifecycle(&shared, &connection, false, reason)).await {
             tracing::warn!(error = %err, "on_disconnected failed");
         }
     }
-}
-
-pin_project_lite::pin_project! {
-    /// Runs a connection's session and its writer on one task: no hand-over between tasks
-    /// for each reply, and one task per connection. The session is polled first in each
-    /// pass, so that what it queues is written in the same pass. When the session is over,
-    /// the writer gets `grace()` to finish, and is dropped if it has not.
-    struct Beside<'c, S, W, G> {
-        connection: &'c Connection,
-        #[pin]
-        session: S,
-        #[pin]
-        writer: W,
-        session_done: bool,
-        written: bool,
-        grace: Option<G>,
-        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    // Let the writer send what is queued and the Close, but not forever: a client that
+    // stopped reading would hold the socket and this task. One too slow to keep up loses
+    // its socket at once.
+    let grace = match connection.cause() {
+        Some(CloseCause::TooSlow) => Duration::ZERO,
+        _ => Duration::from_secs(5),
+    };
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
     }
-}
-
-impl<S, W, G> Future for Beside<'_, S, W, G>
-where
-    S: Future<Output = ()>,
-    W: Future<Output = ()>,
-    G: FnOnce() -> Duration,
-{
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        if !*this.session_done {
-            // What the session queues now, the writer takes in this pass.
-            let outbound = &this.connection.outbound;
-            outbound.set_polling_next(!*this.written);
-            let done = this.session.poll(cx).is_ready();
-            outbound.set_polling_next(false);
-            *this.session_done = done;
-        }
-        if !*this.written && this.writer.poll(cx).is_ready() {
-            *this.written = true;
-        }
-        if !*this.session_done {
-            return Poll::Pending;
-        }
-        if *this.written {
-            return Poll::Ready(());
-        }
-        if this.deadline.is_none() {
-            let grace = this.grace.take().map_or(Duration::ZERO, |grace| grace());
-            *this.deadline = Some(Box::pin(tokio::time::sleep(grace)));
-        }
-        match this.deadline.as_mut() {
-            Some(deadline) => deadline.as_mut().poll(cx),
-            None => Poll::Ready(()),
-        }
-    }
+    tracing::debug!(cause = ?connection.cause(), "disconnected");
 }
 
 async fn run_lifecycle(
@@ -1237,7 +1155,7 @@ async fn invoke(
     // Most methods finish without waiting (an echo, a send to a group): run them here, at
     // once, and spawn a task only for those that do wait. A method polled here and found
     // waiting is polled again by its task, which then holds the waker that matters.
-    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     if task.as_mut().poll(&mut cx).is_pending() {
         tokio::spawn(task);
     }
