@@ -61,31 +61,49 @@ pub fn next_frame(
     buf: &mut BytesMut,
     limit: Option<usize>,
 ) -> Result<Option<Bytes>, ProtocolError> {
+    let Some(at) = locate(format, buf, limit)? else {
+        return Ok(None);
+    };
+    let mut frame = buf.split_to(at.consumed);
+    frame.advance(at.start);
+    frame.truncate(at.end - at.start);
+    Ok(Some(frame.freeze()))
+}
+
+/// Where the next complete frame lies in a buffer.
+struct FrameAt {
+    /// The frame's content, without its framing.
+    start: usize,
+    end: usize,
+    /// Bytes to take off the buffer's front: the frame and its framing.
+    consumed: usize,
+}
+
+/// Finds the next complete frame at the front of `buf` (see [`next_frame`] for the limit).
+fn locate(
+    format: TransferFormat,
+    buf: &[u8],
+    limit: Option<usize>,
+) -> Result<Option<FrameAt>, ProtocolError> {
+    let incomplete = || match limit {
+        Some(limit) if buf.len() >= limit => Err(ProtocolError::MessageTooLarge { limit }),
+        _ => Ok(None),
+    };
     match format {
         TransferFormat::Text => {
             let window = limit.map_or(buf.len(), |l| buf.len().min(l));
             match buf[..window].iter().position(|&b| b == RECORD_SEPARATOR) {
-                Some(pos) => {
-                    let mut frame = buf.split_to(pos + 1);
-                    frame.truncate(pos);
-                    Ok(Some(frame.freeze()))
-                }
-                None => match limit {
-                    Some(limit) if buf.len() >= limit => {
-                        Err(ProtocolError::MessageTooLarge { limit })
-                    }
-                    _ => Ok(None),
-                },
+                Some(pos) => Ok(Some(FrameAt {
+                    start: 0,
+                    end: pos,
+                    consumed: pos + 1,
+                })),
+                None => incomplete(),
             }
         }
         TransferFormat::Binary => {
             let Some((len, prefix)) = read_varint(buf)? else {
-                return match limit {
-                    Some(limit) if buf.len() >= limit => {
-                        Err(ProtocolError::MessageTooLarge { limit })
-                    }
-                    _ => Ok(None),
-                };
+                return incomplete();
             };
             let total = prefix.saturating_add(len);
             if let Some(limit) = limit {
@@ -96,8 +114,11 @@ pub fn next_frame(
             if buf.len() < total {
                 return Ok(None);
             }
-            buf.advance(prefix);
-            Ok(Some(buf.split_to(len).freeze()))
+            Ok(Some(FrameAt {
+                start: prefix,
+                end: total,
+                consumed: total,
+            }))
         }
     }
 }
@@ -122,6 +143,10 @@ pub fn next_frame(
 #[derive(Debug)]
 pub struct MessageReader<P> {
     protocol: P,
+    /// A chunk given whole to [`MessageReader::feed_bytes`], parsed in place: its frames
+    /// are slices of it, with no copy. When it ends in part of a frame, that part moves to
+    /// `buf`. Never holds bytes while `buf` does.
+    chunk: Bytes,
     buf: BytesMut,
     limit: Option<usize>,
 }
@@ -131,6 +156,7 @@ impl<P: HubProtocol> MessageReader<P> {
     pub fn new(protocol: P, limit: Option<usize>) -> Self {
         Self {
             protocol,
+            chunk: Bytes::new(),
             buf: BytesMut::new(),
             limit,
         }
@@ -143,32 +169,57 @@ impl<P: HubProtocol> MessageReader<P> {
 
     /// Appends received bytes.
     pub fn feed(&mut self, data: &[u8]) {
+        self.spill();
         self.buf.extend_from_slice(data);
     }
 
-    /// Appends received bytes, reusing `data`'s allocation when the buffer is empty.
+    /// Appends received bytes. When nothing is buffered, the frames in `data` are parsed
+    /// in place, as slices of it: no copy, no allocation.
     pub fn feed_bytes(&mut self, data: Bytes) {
-        if self.buf.is_empty() {
-            self.buf = BytesMut::from(data);
+        if self.buf.is_empty() && self.chunk.is_empty() {
+            self.chunk = data;
         } else {
+            self.spill();
             self.buf.extend_from_slice(&data);
+        }
+    }
+
+    /// Moves what is left of the chunk into the buffer, in front of anything fed later.
+    fn spill(&mut self) {
+        if !self.chunk.is_empty() {
+            self.buf.extend_from_slice(&self.chunk);
+            self.chunk = Bytes::new();
         }
     }
 
     /// Bytes received but not yet parsed into a message.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.chunk.len() + self.buf.len()
     }
 
     /// The next complete message, or `Ok(None)` when more bytes are needed.
     ///
     /// After an error the stream is not recoverable: the connection should be closed.
     pub fn next_message(&mut self) -> Result<Option<HubMessage>, ProtocolError> {
+        let format = self.protocol.transfer_format();
         loop {
-            let Some(frame) =
-                next_frame(self.protocol.transfer_format(), &mut self.buf, self.limit)?
-            else {
-                return Ok(None);
+            let frame = if self.chunk.is_empty() {
+                match next_frame(format, &mut self.buf, self.limit)? {
+                    Some(frame) => frame,
+                    None => return Ok(None),
+                }
+            } else {
+                match locate(format, &self.chunk, self.limit)? {
+                    Some(at) => {
+                        let frame = self.chunk.slice(at.start..at.end);
+                        self.chunk.advance(at.consumed);
+                        frame
+                    }
+                    None => {
+                        self.spill();
+                        return Ok(None);
+                    }
+                }
             };
             if let Some(message) = self.protocol.parse_frame(frame)? {
                 return Ok(Some(message));

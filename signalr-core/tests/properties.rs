@@ -334,6 +334,16 @@ fn pieces(len: usize, split: &Split) -> Vec<Range<usize>> {
     }
 }
 
+/// Feeds one piece, by turns as a slice (copied in) and as `Bytes` (parsed in place when
+/// nothing is buffered), so that both paths and their mix are covered.
+fn feed_piece<P: HubProtocol>(reader: &mut MessageReader<P>, piece: &[u8], i: usize) {
+    if i % 3 == 1 {
+        reader.feed(piece);
+    } else {
+        reader.feed_bytes(bytes::Bytes::copy_from_slice(piece));
+    }
+}
+
 /// Feeds `bytes` cut by `split`, draining after each piece.
 fn parse_split<P: HubProtocol>(
     protocol: P,
@@ -342,8 +352,8 @@ fn parse_split<P: HubProtocol>(
 ) -> Result<Vec<HubMessage>, ProtocolError> {
     let mut reader = MessageReader::new(protocol, None);
     let mut out = Vec::new();
-    for range in pieces(bytes.len(), split) {
-        reader.feed(&bytes[range]);
+    for (i, range) in pieces(bytes.len(), split).into_iter().enumerate() {
+        feed_piece(&mut reader, &bytes[range], i);
         while let Some(m) = reader.next_message()? {
             out.push(m);
         }
@@ -437,8 +447,8 @@ fn use_message(message: &HubMessage) {
 
 fn read_garbage<P: HubProtocol>(protocol: P, limit: Option<usize>, bytes: &[u8], split: &Split) {
     let mut reader = MessageReader::new(protocol, limit);
-    for range in pieces(bytes.len(), split) {
-        reader.feed(&bytes[range]);
+    for (i, range) in pieces(bytes.len(), split).into_iter().enumerate() {
+        feed_piece(&mut reader, &bytes[range], i);
         loop {
             match reader.next_message() {
                 Ok(Some(message)) => use_message(&message),

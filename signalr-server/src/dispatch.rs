@@ -3,8 +3,10 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -30,19 +32,48 @@ use crate::identity::{Identity, RequestInfo};
 /// The server side of a transport: where a connection's bytes go.
 pub(crate) trait TransportSink: Send + 'static {
     /// Sends one transport frame holding one or more framed hub messages, giving up after
-    /// `timeout` (a client that stopped reading). Build the future with [`within`].
-    fn send(
-        &mut self,
-        data: Bytes,
-        format: TransferFormat,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), ()>>;
+    /// `timeout` (a client that stopped reading). A send that completes at once is
+    /// [`Sending::Done`]; one that waits is boxed with its timer ([`within`]).
+    fn send(&mut self, data: Bytes, format: TransferFormat, timeout: Duration) -> Sending<'_>;
     /// Closes the transport cleanly.
     fn close(&mut self) -> BoxFuture<'_, ()>;
 }
 
+/// A send under way: done at once (the usual case, which costs no allocation and no
+/// timer), or waiting, boxed with its timeout.
+pub(crate) enum Sending<'a> {
+    Done(Result<(), ()>),
+    Waiting(BoxFuture<'a, Result<(), ()>>),
+}
+
+impl Sending<'_> {
+    /// Polls `send` once, without a waker that matters; if it is not done, it goes on (and
+    /// is polled again, with the real waker) boxed with its timeout.
+    pub(crate) fn start<'a>(
+        timeout: Duration,
+        mut send: impl Future<Output = Result<(), ()>> + Send + Unpin + 'a,
+    ) -> Sending<'a> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match Pin::new(&mut send).poll(&mut cx) {
+            Poll::Ready(result) => Sending::Done(result),
+            Poll::Pending => Sending::Waiting(within(timeout, send)),
+        }
+    }
+}
+
+impl Future for Sending<'_> {
+    type Output = Result<(), ()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        match self.get_mut() {
+            Sending::Done(result) => Poll::Ready(*result),
+            Sending::Waiting(send) => send.as_mut().poll(cx),
+        }
+    }
+}
+
 /// A send that gives up after `timeout`, boxed with its timer: the writer's own state
-/// stays small, and a send that completes at once never touches the timer.
+/// stays small.
 pub(crate) fn within<'a>(
     timeout: Duration,
     send: impl Future<Output = Result<(), ()>> + Send + 'a,
@@ -1155,7 +1186,7 @@ async fn invoke(
     // Most methods finish without waiting (an echo, a send to a group): run them here, at
     // once, and spawn a task only for those that do wait. A method polled here and found
     // waiting is polled again by its task, which then holds the waker that matters.
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut cx = Context::from_waker(std::task::Waker::noop());
     if task.as_mut().poll(&mut cx).is_pending() {
         tokio::spawn(task);
     }

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::bearer_token;
 use crate::dispatch::{
-    ConnectionInit, TransportEnd, TransportIo, TransportSink, run_connection, within,
+    ConnectionInit, Sending, TransportEnd, TransportIo, TransportSink, run_connection, within,
 };
 use crate::hub::Hub;
 use crate::identity::{Identity, RequestInfo, query_param};
@@ -999,19 +999,16 @@ async fn sweep(registry: Weak<Mutex<HashMap<String, Arc<HttpConnection>>>>) {
 struct WebSocketSink(SplitSink<WebSocket, Message>);
 
 impl TransportSink for WebSocketSink {
-    fn send(
-        &mut self,
-        data: Bytes,
-        format: TransferFormat,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), ()>> {
-        within(timeout, async move {
-            let message = match format {
-                TransferFormat::Text => Message::Text(Utf8Bytes::try_from(data).map_err(|_| ())?),
-                TransferFormat::Binary => Message::Binary(data),
-            };
-            self.0.send(message).await.map_err(|_| ())
-        })
+    fn send(&mut self, data: Bytes, format: TransferFormat, timeout: Duration) -> Sending<'_> {
+        let message = match format {
+            TransferFormat::Text => match Utf8Bytes::try_from(data) {
+                Ok(text) => Message::Text(text),
+                Err(_) => return Sending::Done(Err(())),
+            },
+            TransferFormat::Binary => Message::Binary(data),
+        };
+        // `SinkExt::send` is Unpin here (the split sink is), so it can be tried at once.
+        Sending::start(timeout, self.0.send(message).map(|r| r.map_err(|_| ())))
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {
@@ -1030,20 +1027,15 @@ impl TransportSink for WebSocketSink {
 struct SseSink(Option<mpsc::Sender<Bytes>>);
 
 impl TransportSink for SseSink {
-    fn send(
-        &mut self,
-        data: Bytes,
-        _: TransferFormat,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), ()>> {
-        within(timeout, async move {
+    fn send(&mut self, data: Bytes, _: TransferFormat, timeout: Duration) -> Sending<'_> {
+        Sending::Waiting(within(timeout, async move {
             let mut event = BytesMut::with_capacity(data.len() + 16);
             write_sse_event(&data, &mut event);
             match &self.0 {
                 Some(tx) => tx.send(event.freeze()).await.map_err(|_| ()),
                 None => Err(()),
             }
-        })
+        }))
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {
@@ -1057,18 +1049,13 @@ impl TransportSink for SseSink {
 struct LongPollSink(Option<mpsc::Sender<Bytes>>);
 
 impl TransportSink for LongPollSink {
-    fn send(
-        &mut self,
-        data: Bytes,
-        _: TransferFormat,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<(), ()>> {
-        within(timeout, async move {
+    fn send(&mut self, data: Bytes, _: TransferFormat, timeout: Duration) -> Sending<'_> {
+        Sending::Waiting(within(timeout, async move {
             match &self.0 {
                 Some(tx) => tx.send(data).await.map_err(|_| ()),
                 None => Err(()),
             }
-        })
+        }))
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {
