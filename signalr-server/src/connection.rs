@@ -394,15 +394,22 @@ impl Connection {
         Ok(())
     }
 
+    /// [`send_own`](Self::send_own) when it need not wait: the bytes back when the queue
+    /// has no room for them now.
+    pub(crate) fn try_send_own(&self, bytes: Bytes) -> Result<Result<(), Error>, Bytes> {
+        if self.closed.is_cancelled() {
+            return Ok(Err(Error::new(ErrorKind::Disconnected(self.id.clone()))));
+        }
+        self.outbound.try_push(bytes, true).map(Ok)
+    }
+
     /// Sends bytes produced by this connection's own invocations: waits for room instead
     /// of closing, so a hub method or stream is slowed to the client's pace.
     pub(crate) async fn send_own(&self, bytes: Bytes) -> Result<(), Error> {
-        if self.closed.is_cancelled() {
-            return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
-        }
         // Usually there is room: no waiting machinery then.
-        let Err(mut bytes) = self.outbound.try_push(bytes, true) else {
-            return Ok(());
+        let mut bytes = match self.try_send_own(bytes) {
+            Ok(result) => return result,
+            Err(bytes) => bytes,
         };
         let outbound = &self.outbound;
         outbound.waiting.fetch_add(1, Ordering::SeqCst);

@@ -1137,11 +1137,60 @@ async fn invoke(
         }
     };
     let span = tracing::debug_span!("signalr_invocation", method = %method.name);
+    let started = Instant::now();
+    let mut future = future;
+    // Most methods finish without waiting (an echo, a send to a group): without filters,
+    // poll the method here, at once, and make a task only for one that waits. A method
+    // polled here and found waiting is polled again by its task, which then holds the
+    // waker that matters.
+    if context.is_none() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let polled = {
+            let _entered = span.enter();
+            std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
+        };
+        let outcome = match polled {
+            Ok(Poll::Ready(outcome)) => outcome,
+            Ok(Poll::Pending) => {
+                tokio::spawn(
+                    finish_invocation(
+                        shared.clone(),
+                        connection.clone(),
+                        future,
+                        Invocated {
+                            method,
+                            invocation_id,
+                            target,
+                            cancel,
+                            permit,
+                            stream_ids,
+                            tracked,
+                            started,
+                        },
+                    )
+                    .instrument(span),
+                );
+                return;
+            }
+            Err(panic) => panicked(&*panic),
+        };
+        let done = Invocated {
+            method,
+            invocation_id,
+            target,
+            cancel,
+            permit,
+            stream_ids,
+            tracked,
+            started,
+        };
+        done.report_now(shared, connection, outcome);
+        return;
+    }
     let connection = connection.clone();
     let shared = shared.clone();
     let mut task = Box::pin(
         async move {
-            let started = Instant::now();
             let run = async {
                 match &context {
                     Some(context) => {
@@ -1158,38 +1207,145 @@ async fn invoke(
             };
             let outcome = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(outcome) => outcome,
-                Err(panic) => {
-                    let message = panic_message(&*panic);
-                    tracing::error!(%message, "hub method panicked");
-                    Err(HubError::exception("Panic", message))
-                }
+                Err(panic) => panicked(&*panic),
             };
-            let handles = method.metrics(&shared.label);
-            handles.duration.record(started.elapsed().as_secs_f64());
-            if outcome.is_err() {
-                handles.errors.increment(1);
+            Invocated {
+                method,
+                invocation_id,
+                target,
+                cancel,
+                permit,
+                stream_ids,
+                tracked,
+                started,
             }
-            deliver(
-                &connection,
-                invocation_id.as_deref(),
-                &target,
-                outcome,
-                cancel.as_ref(),
-                detailed,
-            )
+            .report(shared, connection, outcome)
             .await;
-            drop(permit);
-            finish(&connection, &stream_ids, tracked, invocation_id.as_deref());
         }
         .instrument(span),
     );
-    // Most methods finish without waiting (an echo, a send to a group): run them here, at
-    // once, and spawn a task only for those that do wait. A method polled here and found
-    // waiting is polled again by its task, which then holds the waker that matters.
     let mut cx = Context::from_waker(std::task::Waker::noop());
     if task.as_mut().poll(&mut cx).is_pending() {
         tokio::spawn(task);
     }
+}
+
+/// What is left to do once a method has run: metrics, the completion or stream, and
+/// letting go of the invocation slot and uploads.
+struct Invocated {
+    method: Arc<crate::hub::Method>,
+    invocation_id: Option<String>,
+    target: String,
+    cancel: Option<CancellationToken>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    stream_ids: Vec<String>,
+    tracked: bool,
+    started: Instant,
+}
+
+impl Invocated {
+    /// As [`Invocated::report`], without waiting: a completion goes into the outbound queue
+    /// at once when there is room (the usual case); a stream, or a completion that must
+    /// wait for room, goes on in a task of its own.
+    fn report_now(
+        self,
+        shared: &Arc<HubShared>,
+        connection: &Arc<Connection>,
+        outcome: Result<HubValue, HubError>,
+    ) {
+        self.record(shared, &outcome);
+        let detailed = shared.options.enable_detailed_errors;
+        let bytes = match reply(
+            self.invocation_id.as_deref(),
+            &self.target,
+            outcome,
+            detailed,
+        ) {
+            Reply::Nothing => None,
+            Reply::Send(completion) => completion_bytes(connection, completion),
+            Reply::Stream(items) => {
+                let connection = connection.clone();
+                tokio::spawn(async move {
+                    if let Some(id) = self.invocation_id.as_deref() {
+                        stream_items(&connection, id, items, self.cancel.as_ref(), detailed).await;
+                    }
+                    self.done(&connection);
+                });
+                return;
+            }
+        };
+        if let Some(bytes) = bytes {
+            if let Err(bytes) = connection.try_send_own(bytes) {
+                let connection = connection.clone();
+                tokio::spawn(async move {
+                    let _ = connection.send_own(bytes).await;
+                    self.done(&connection);
+                });
+                return;
+            }
+        }
+        self.done(connection);
+    }
+
+    fn record(&self, shared: &HubShared, outcome: &Result<HubValue, HubError>) {
+        let handles = self.method.metrics(&shared.label);
+        handles
+            .duration
+            .record(self.started.elapsed().as_secs_f64());
+        if outcome.is_err() {
+            handles.errors.increment(1);
+        }
+    }
+
+    /// Lets go of the invocation slot, then forgets the uploads and running entry.
+    fn done(self, connection: &Connection) {
+        drop(self.permit);
+        finish(
+            connection,
+            &self.stream_ids,
+            self.tracked,
+            self.invocation_id.as_deref(),
+        );
+    }
+
+    async fn report(
+        self,
+        shared: Arc<HubShared>,
+        connection: Arc<Connection>,
+        outcome: Result<HubValue, HubError>,
+    ) {
+        self.record(&shared, &outcome);
+        deliver(
+            &connection,
+            self.invocation_id.as_deref(),
+            &self.target,
+            outcome,
+            self.cancel.as_ref(),
+            shared.options.enable_detailed_errors,
+        )
+        .await;
+        self.done(&connection);
+    }
+}
+
+/// A method that did not finish at once, on a task of its own.
+async fn finish_invocation(
+    shared: Arc<HubShared>,
+    connection: Arc<Connection>,
+    future: BoxFuture<'static, Result<HubValue, HubError>>,
+    done: Invocated,
+) {
+    let outcome = match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => panicked(&*panic),
+    };
+    done.report(shared, connection, outcome).await;
+}
+
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Result<HubValue, HubError> {
+    let message = panic_message(panic);
+    tracing::error!(%message, "hub method panicked");
+    Err(HubError::exception("Panic", message))
 }
 
 /// Forgets an invocation's upload streams and, for a stream, its running entry.
@@ -1210,14 +1366,59 @@ fn finish(
 }
 
 async fn send_completion(connection: &Connection, completion: Completion) {
+    if let Some(bytes) = completion_bytes(connection, completion) {
+        let _ = connection.send_own(bytes).await;
+    }
+}
+
+fn completion_bytes(connection: &Connection, completion: Completion) -> Option<Bytes> {
     match connection
         .protocol
         .to_bytes(&HubMessage::Completion(completion))
     {
-        Ok(bytes) => {
-            let _ = connection.send_own(bytes).await;
+        Ok(bytes) => Some(bytes),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not write a completion");
+            None
         }
-        Err(err) => tracing::warn!(error = %err, "could not write a completion"),
+    }
+}
+
+/// What a method's outcome calls for.
+enum Reply {
+    /// Nothing: a non-blocking invocation.
+    Nothing,
+    /// A completion: the result, no result, or the error.
+    Send(Completion),
+    /// Stream items, then a completion.
+    Stream(crate::handler::ItemStream),
+}
+
+fn reply(
+    invocation_id: Option<&str>,
+    target: &str,
+    outcome: Result<HubValue, HubError>,
+    detailed: bool,
+) -> Reply {
+    let Some(id) = invocation_id else {
+        if let Err(err) = outcome {
+            tracing::debug!(error = %err, "non-blocking invocation failed");
+        }
+        return Reply::Nothing;
+    };
+    match outcome {
+        Err(err) => Reply::Send(Completion::with_error(
+            id,
+            err.build_message(
+                &format!("An unexpected error occurred invoking '{target}' on the server."),
+                detailed,
+            ),
+        )),
+        Ok(HubValue(MethodOutput::Value(Some(result)))) => {
+            Reply::Send(Completion::with_result(id, result))
+        }
+        Ok(HubValue(MethodOutput::Value(None))) => Reply::Send(Completion::void(id)),
+        Ok(HubValue(MethodOutput::Stream(items))) => Reply::Stream(items),
     }
 }
 
@@ -1229,74 +1430,65 @@ async fn deliver(
     cancel: Option<&CancellationToken>,
     detailed: bool,
 ) {
-    let unexpected = |err: &HubError| {
-        err.build_message(
-            &format!("An unexpected error occurred invoking '{target}' on the server."),
-            detailed,
-        )
-    };
-    let Some(id) = invocation_id else {
-        if let Err(err) = outcome {
-            tracing::debug!(error = %err, "non-blocking invocation failed");
+    match reply(invocation_id, target, outcome, detailed) {
+        Reply::Nothing => {}
+        Reply::Send(completion) => send_completion(connection, completion).await,
+        Reply::Stream(items) => {
+            if let Some(id) = invocation_id {
+                stream_items(connection, id, items, cancel, detailed).await;
+            }
         }
-        return;
-    };
-    let value = match outcome {
-        Ok(HubValue(value)) => value,
-        Err(err) => {
-            send_completion(connection, Completion::with_error(id, unexpected(&err))).await;
-            return;
-        }
-    };
-    match value {
-        MethodOutput::Value(Some(result)) => {
-            send_completion(connection, Completion::with_result(id, result)).await;
-        }
-        MethodOutput::Value(None) => send_completion(connection, Completion::void(id)).await,
-        MethodOutput::Stream(mut items) => {
-            loop {
-                let item = match cancel {
-                    Some(cancel) => tokio::select! {
-                        item = items.next() => item,
-                        () = cancel.cancelled() => None,
-                    },
-                    None => items.next().await,
-                };
-                match item {
-                    Some(Ok(item)) => {
-                        let bytes = match connection
-                            .protocol
-                            .to_bytes(&HubMessage::StreamItem(StreamItem::new(id, item)))
-                        {
-                            Ok(bytes) => bytes,
-                            Err(err) => {
-                                let detail =
-                                    HubError::exception("SerializationException", err.to_string());
-                                let text = detail.build_message(
-                                    "An error occurred on the server while streaming results.",
-                                    detailed,
-                                );
-                                send_completion(connection, Completion::with_error(id, text)).await;
-                                return;
-                            }
-                        };
-                        if connection.send_own(bytes).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(err)) => {
-                        let text = err.build_message(
+    }
+}
+
+/// Sends a stream's items as they come, then its completion.
+async fn stream_items(
+    connection: &Connection,
+    id: &str,
+    mut items: crate::handler::ItemStream,
+    cancel: Option<&CancellationToken>,
+    detailed: bool,
+) {
+    loop {
+        let item = match cancel {
+            Some(cancel) => tokio::select! {
+                item = items.next() => item,
+                () = cancel.cancelled() => None,
+            },
+            None => items.next().await,
+        };
+        match item {
+            Some(Ok(item)) => {
+                let bytes = match connection
+                    .protocol
+                    .to_bytes(&HubMessage::StreamItem(StreamItem::new(id, item)))
+                {
+                    Ok(bytes) => bytes,
+                    Err(err) => {
+                        let detail = HubError::exception("SerializationException", err.to_string());
+                        let text = detail.build_message(
                             "An error occurred on the server while streaming results.",
                             detailed,
                         );
                         send_completion(connection, Completion::with_error(id, text)).await;
                         return;
                     }
-                    None => break,
+                };
+                if connection.send_own(bytes).await.is_err() {
+                    return;
                 }
             }
-            drop(items);
-            send_completion(connection, Completion::void(id)).await;
+            Some(Err(err)) => {
+                let text = err.build_message(
+                    "An error occurred on the server while streaming results.",
+                    detailed,
+                );
+                send_completion(connection, Completion::with_error(id, text)).await;
+                return;
+            }
+            None => break,
         }
     }
+    drop(items);
+    send_completion(connection, Completion::void(id)).await;
 }
