@@ -4,7 +4,7 @@
 //! ```text
 //! loadgen serve     --kind signalr|bare [--addr 127.0.0.1:0] [--reuse-port] [--read-buffer 1024] [--redis URL [--redis-prefix P]]
 //! loadgen idle      --url ws://127.0.0.1:5000/bench --connections 10000 [--steps 10] [--hold 10]
-//! loadgen echo      --url … [--protocol json|msgpack] [--connections 50] [--rate 20000 | --depth 1]
+//! loadgen echo      --url … [--protocol json|msgpack] [--connections 50] [--rate 20000 [--spin false] | --depth 1]
 //! loadgen broadcast --url … --connections 10000 [--rate 1 | --window 4]
 //! loadgen groups    --url … --connections 1000 --group-size 10 [--rate 1000]
 //! loadgen churn     --url … --connections 1000 --churn 100 --churn-hold-ms 500 [--rate 10]
@@ -230,6 +230,7 @@ fn main() -> Result<(), BoxError> {
                 rate: args.opt_num("rate")?,
                 depth: args.num("depth", 1)?,
                 payload: args.num("payload", 32)?,
+                spin: args.flag("spin", true),
             };
             let report = run_local(scenarios::echo(&common, options))?;
             emit(&args, &report)?;

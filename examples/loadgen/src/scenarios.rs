@@ -282,6 +282,25 @@ pub(crate) struct EchoOptions {
     /// Closed loop: invocations outstanding per connection.
     pub(crate) depth: usize,
     pub(crate) payload: usize,
+    /// Open loop: reach each send time by yielding instead of on the timer wheel, whose
+    /// millisecond ticks would send in bursts up to 2 ms late. Keeps the generator's core
+    /// busy (its CPU figure then means nothing).
+    pub(crate) spin: bool,
+}
+
+/// Waits until `until_ns`: on the timer up to 1.5 ms before it, then, with `spin`, by
+/// yielding (the other connections and the reads go on meanwhile).
+async fn pace(until_ns: u64, spin: bool) {
+    if !spin {
+        return sleep_until(instant_at(until_ns)).await;
+    }
+    let early = until_ns.saturating_sub(1_500_000);
+    if now_ns() < early {
+        sleep_until(instant_at(early)).await;
+    }
+    while now_ns() < until_ns {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// What the echo scenario measured.
@@ -307,6 +326,9 @@ pub(crate) struct EchoReport {
     pub(crate) wire_latency: Latency,
     /// How late the generator wrote each invocation, against when it was due.
     pub(crate) send_lag: Latency,
+    /// Open loop paced by yielding (`EchoOptions::spin`): the generator's CPU is busy by
+    /// design.
+    pub(crate) spin: bool,
     pub(crate) cpu: CpuReport,
     /// Server CPU time per echoed message, in microseconds.
     pub(crate) server_cpu_us_per_msg: Option<f64>,
@@ -364,15 +386,14 @@ async fn echo_conn(
         }
         stats.borrow_mut().sent += options.depth.max(1) as u64;
     }
-    let drain_end = instant_at(clock.drain_end);
     loop {
         let now = now_ns();
         if now >= clock.end && fifo.is_empty() {
             break;
         }
-        let wake = match interval_ns {
-            Some(_) if next < clock.end => instant_at(next),
-            _ => drain_end,
+        let (wake, spin) = match interval_ns {
+            Some(_) if next < clock.end => (next, options.spin),
+            _ => (clock.drain_end, false),
         };
         tokio::select! {
             ready = conn.readable() => {
@@ -424,7 +445,7 @@ async fn echo_conn(
                     }
                 }
             }
-            () = sleep_until(wake) => {
+            () = pace(wake, spin) => {
                 let Some(interval) = interval_ns else { break };
                 if now_ns() >= clock.drain_end {
                     break;
@@ -503,7 +524,11 @@ pub(crate) async fn echo(common: &Common, options: EchoOptions) -> EchoReport {
     sleep_until(instant_at(measure_from)).await;
     let cpu = sys::CpuWindow::start(&common.server_pids, common.redis_pid.as_deref());
     sleep_until(instant_at(end)).await;
-    let cpu = cpu.finish();
+    let mut cpu = cpu.finish();
+    if options.spin && options.rate.is_some() {
+        // Busy by design: not a sign that the generator set the pace.
+        cpu.loadgen_bound = false;
+    }
     while tasks.join_next().await.is_some() {}
     let stats = stats.borrow();
     let server_cpu_us_per_msg = cpu
@@ -528,6 +553,7 @@ pub(crate) async fn echo(common: &Common, options: EchoOptions) -> EchoReport {
         latency: sys::latency(&stats.hist),
         wire_latency: sys::latency(&stats.wire),
         send_lag: sys::latency(&stats.lag),
+        spin: options.spin && options.rate.is_some(),
         cpu,
         server_cpu_us_per_msg,
     }
