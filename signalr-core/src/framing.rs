@@ -213,6 +213,10 @@ impl<P: HubProtocol> MessageReader<P> {
                     Some(at) => {
                         let frame = self.chunk.slice(at.start..at.end);
                         self.chunk.advance(at.consumed);
+                        if self.chunk.is_empty() {
+                            // Let go of the transport's buffer (the frames keep what they use).
+                            self.chunk = Bytes::new();
+                        }
                         frame
                     }
                     None => {

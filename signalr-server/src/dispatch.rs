@@ -1111,7 +1111,7 @@ async fn invoke(
         cancel: cancel.clone(),
         disconnect_error: None,
     };
-    let future = match (method.bind)(call) {
+    let mut future = match (method.bind)(call) {
         Ok(future) => future,
         Err(err) => {
             finish(connection, &stream_ids, tracked, invocation_id.as_deref());
@@ -1137,13 +1137,21 @@ async fn invoke(
         }
     };
     let span = tracing::debug_span!("signalr_invocation", method = %method.name);
-    let started = Instant::now();
-    let mut future = future;
-    // Most methods finish without waiting (an echo, a send to a group): without filters,
-    // poll the method here, at once, and make a task only for one that waits. A method
-    // polled here and found waiting is polled again by its task, which then holds the
-    // waker that matters.
-    if context.is_none() {
+    let done = Invocated {
+        method,
+        invocation_id,
+        target,
+        cancel,
+        permit,
+        stream_ids,
+        tracked,
+        started: Instant::now(),
+    };
+    let Some(context) = context else {
+        // Most methods finish without waiting (an echo, a send to a group): without
+        // filters, poll the method here, at once, and make a task only for one that waits.
+        // A method polled here and found waiting is polled again by its task, which then
+        // holds the waker that matters.
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let polled = {
             let _entered = span.enter();
@@ -1152,75 +1160,32 @@ async fn invoke(
         let outcome = match polled {
             Ok(Poll::Ready(outcome)) => outcome,
             Ok(Poll::Pending) => {
+                let connection = connection.clone();
                 tokio::spawn(
-                    finish_invocation(
-                        shared.clone(),
-                        connection.clone(),
-                        future,
-                        Invocated {
-                            method,
-                            invocation_id,
-                            target,
-                            cancel,
-                            permit,
-                            stream_ids,
-                            tracked,
-                            started,
-                        },
-                    )
-                    .instrument(span),
+                    finish_invocation(shared.clone(), connection, future, done).instrument(span),
                 );
                 return;
             }
             Err(panic) => panicked(&*panic),
         };
-        let done = Invocated {
-            method,
-            invocation_id,
-            target,
-            cancel,
-            permit,
-            stream_ids,
-            tracked,
-            started,
-        };
         done.report_now(shared, connection, outcome);
         return;
-    }
+    };
     let connection = connection.clone();
     let shared = shared.clone();
     let mut task = Box::pin(
         async move {
-            let run = async {
-                match &context {
-                    Some(context) => {
-                        Next {
-                            filters: &shared.filters,
-                            context,
-                            method: future,
-                        }
-                        .run()
-                        .await
-                    }
-                    None => future.await,
-                }
-            };
+            let run = Next {
+                filters: &shared.filters,
+                context: &context,
+                method: future,
+            }
+            .run();
             let outcome = match AssertUnwindSafe(run).catch_unwind().await {
                 Ok(outcome) => outcome,
                 Err(panic) => panicked(&*panic),
             };
-            Invocated {
-                method,
-                invocation_id,
-                target,
-                cancel,
-                permit,
-                stream_ids,
-                tracked,
-                started,
-            }
-            .report(shared, connection, outcome)
-            .await;
+            done.report(shared, connection, outcome).await;
         }
         .instrument(span),
     );
