@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use signalr_core::{Close, CompletionResult, HubMessage, HubProtocol, RawValue, TransportType};
+use std::task::{Context, Poll};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::SerializedMessage;
+use crate::dispatch::TransportSink;
 use crate::error::{Error, ErrorKind, HubError};
 use crate::identity::{Identity, Items, RequestInfo};
 
@@ -30,8 +33,8 @@ pub(crate) enum Outgoing {
 #[derive(Debug)]
 pub(crate) struct Outbound {
     items: Mutex<VecDeque<Outgoing>>,
-    /// Wakes the writer.
-    ready: Notify,
+    /// The writer, waiting for something to send (it is the only one who waits).
+    writer: AtomicWaker,
     queued: AtomicUsize,
     limit: usize,
     space: Notify,
@@ -43,7 +46,7 @@ impl Outbound {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
             items: Mutex::new(VecDeque::new()),
-            ready: Notify::new(),
+            writer: AtomicWaker::new(),
             queued: AtomicUsize::new(0),
             limit,
             space: Notify::new(),
@@ -58,9 +61,9 @@ impl Outbound {
             items.push_back(item);
             was_empty
         };
-        // A writer that found the queue empty waits (or is about to: the permit keeps).
+        // A writer that found the queue empty waits, or has registered and looks again.
         if was_empty {
-            self.ready.notify_one();
+            self.writer.wake();
         }
     }
 
@@ -75,14 +78,17 @@ impl Outbound {
         item
     }
 
-    /// Waits for the next queued item.
-    pub(crate) async fn recv(&self) -> Outgoing {
-        loop {
-            if let Some(item) = self.try_recv() {
-                return item;
+    /// Waits until something is queued. For the writer only: there is one waiter.
+    pub(crate) async fn ready(&self) {
+        std::future::poll_fn(|cx| {
+            self.writer.register(cx.waker());
+            if lock(&self.items).is_empty() {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
             }
-            self.ready.notified().await;
-        }
+        })
+        .await;
     }
 
     /// Queues `bytes` unless that would pass the limit (an empty queue takes any one
@@ -125,6 +131,15 @@ impl Outbound {
     fn close(&self) {
         self.push(Outgoing::Close);
     }
+}
+
+/// What [`Connection::poll_ended`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The connection closed.
+    Closed,
+    /// The current transport was dropped.
+    Dropped,
 }
 
 /// One sender waiting for room in an outbound queue, for as long as it lives.
@@ -188,8 +203,19 @@ pub(crate) struct Connection {
     pub(crate) request: RequestInfo,
     pub(crate) items: Items,
     pub(crate) outbound: Outbound,
-    /// Cancelled when the connection ends, for whatever reason.
+    /// The transport's sending half. The writer takes items from `outbound` only while it
+    /// holds this lock, so whoever holds it and finds the queue empty may write straight
+    /// through without overtaking anything ([`send_direct`](Self::send_direct)).
+    pub(crate) sink: tokio::sync::Mutex<Option<Box<dyn TransportSink>>>,
+    /// Cancelled when the connection ends, for whatever reason (only by `close`).
     pub(crate) closed: CancellationToken,
+    /// Set just before `closed` is cancelled: checked on every send, and an atomic load
+    /// where the token's state sits behind a lock.
+    is_closed: AtomicBool,
+    /// Set while the current transport is dropped (`drop_transport` until `new_transport`).
+    transport_dropped: AtomicBool,
+    /// The read loop, waiting for the connection to close or its transport to drop.
+    reader: AtomicWaker,
     cause: Mutex<Option<CloseCause>>,
     /// Server-to-client streams and cancellable invocations, by invocation id.
     pub(crate) running: Mutex<HashMap<String, CancellationToken>>,
@@ -329,6 +355,7 @@ impl Connection {
         outbound_limit: usize,
         detailed_errors: bool,
         stateful: Option<Stateful>,
+        sink: Box<dyn TransportSink>,
     ) -> Arc<Self> {
         let outbound = Outbound::new(outbound_limit);
         // Writing a Ping cannot fail for a protocol that works at all; an empty frame is
@@ -343,7 +370,11 @@ impl Connection {
             request,
             items: Items::default(),
             outbound,
+            sink: tokio::sync::Mutex::new(Some(sink)),
             closed: CancellationToken::new(),
+            is_closed: AtomicBool::new(false),
+            transport_dropped: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
             cause: Mutex::new(None),
             running: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
@@ -376,7 +407,7 @@ impl Connection {
     }
 
     fn push(&self, bytes: Bytes, tracked: bool) -> Result<(), Error> {
-        if self.closed.is_cancelled() {
+        if self.is_closed() {
             return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
         }
         let len = bytes.len();
@@ -397,10 +428,57 @@ impl Connection {
     /// [`send_own`](Self::send_own) when it need not wait: the bytes back when the queue
     /// has no room for them now.
     pub(crate) fn try_send_own(&self, bytes: Bytes) -> Result<Result<(), Error>, Bytes> {
-        if self.closed.is_cancelled() {
+        if self.is_closed() {
             return Ok(Err(Error::new(ErrorKind::Disconnected(self.id.clone()))));
         }
         self.outbound.try_push(bytes, true).map(Ok)
+    }
+
+    /// Writes a reply of this connection's own straight to its WebSocket, when nothing is
+    /// queued ahead of it and the writer is not sending: no queue, and no wake-up of the
+    /// writer's task. A send that cannot finish at once is waited for here, which slows
+    /// the caller (the read loop) to the client's pace. The bytes back when the reply must
+    /// go through the queue instead.
+    pub(crate) async fn send_direct(
+        &self,
+        bytes: Bytes,
+        timeout: std::time::Duration,
+    ) -> Result<Result<(), Error>, Bytes> {
+        // Stateful reconnect numbers and keeps what it sends: the writer does that.
+        if self.transport != TransportType::WebSockets || self.stateful.is_some() {
+            return Err(bytes);
+        }
+        let Ok(mut slot) = self.sink.try_lock() else {
+            return Err(bytes);
+        };
+        // Anything queued (or taken by the writer and not yet sent) goes first.
+        if self.outbound.queued() != 0
+            || self.is_closed()
+            || self.transport_dropped.load(Ordering::Acquire)
+        {
+            return Err(bytes);
+        }
+        let Some(sink) = slot.as_deref_mut() else {
+            return Err(bytes);
+        };
+        if sink
+            .send(bytes, self.protocol.transfer_format(), timeout)
+            .await
+            .is_ok()
+        {
+            return Ok(Ok(()));
+        }
+        *slot = None;
+        drop(slot);
+        self.close(CloseCause::Client);
+        Ok(Err(Error::new(ErrorKind::Disconnected(self.id.clone()))))
+    }
+
+    /// Lets go of the transport's sending half, unless someone is using it.
+    pub(crate) fn release_sink(&self) {
+        if let Ok(mut slot) = self.sink.try_lock() {
+            slot.take();
+        }
     }
 
     /// Sends bytes produced by this connection's own invocations: waits for room instead
@@ -416,7 +494,7 @@ impl Connection {
         // Counted out again however this ends, a dropped future included.
         let _waiting = Waiting(&outbound.waiting);
         loop {
-            if self.closed.is_cancelled() {
+            if self.is_closed() {
                 return Err(Error::new(ErrorKind::Disconnected(self.id.clone())));
             }
             let notified = outbound.space.notified();
@@ -474,7 +552,14 @@ impl Connection {
             }
         }
         self.outbound.close();
+        self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
+        self.reader.wake();
+    }
+
+    /// Whether the connection has ended (`closed` is, or is about to be, cancelled).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.is_closed.load(Ordering::Acquire)
     }
 
     /// A token cancelled when the current transport must be dropped.
@@ -486,13 +571,30 @@ impl Connection {
     pub(crate) fn new_transport(&self) -> CancellationToken {
         let token = CancellationToken::new();
         *lock(&self.transport_drop) = token.clone();
+        self.transport_dropped.store(false, Ordering::Release);
         token
     }
 
     /// Drops the current transport abruptly, as a network fault would: no Close message,
     /// no close frame. With stateful reconnect the client can come back.
     pub(crate) fn drop_transport(&self) {
+        self.transport_dropped.store(true, Ordering::Release);
         lock(&self.transport_drop).cancel();
+        self.reader.wake();
+    }
+
+    /// For the read loop: ready once the connection has closed or (with `watch_drop`) its
+    /// transport was dropped. One atomic waker, where two cancellation futures would each
+    /// take a lock on every poll.
+    pub(crate) fn poll_ended(&self, cx: &mut Context<'_>, watch_drop: bool) -> Poll<Ended> {
+        self.reader.register(cx.waker());
+        if self.is_closed() {
+            Poll::Ready(Ended::Closed)
+        } else if watch_drop && self.transport_dropped.load(Ordering::Acquire) {
+            Poll::Ready(Ended::Dropped)
+        } else {
+            Poll::Pending
+        }
     }
 
     pub(crate) fn cause(&self) -> Option<CloseCause> {
@@ -620,7 +722,7 @@ impl ConnectionHandle {
         let (tx, rx) = oneshot::channel();
         // A connection already ended is torn down (or about to be, which drains the map):
         // registering then would wait forever.
-        if !self.0.closed.is_cancelled() {
+        if !self.0.is_closed() {
             lock(&self.0.pending_results).insert(invocation_id.into(), tx);
         }
         async move { rx.await.ok() }

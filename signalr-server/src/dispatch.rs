@@ -22,7 +22,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::connection::{CloseCause, Connection, ConnectionHandle, Outgoing, Stateful, UploadItem};
+use crate::connection::{
+    CloseCause, Connection, ConnectionHandle, Ended, Outgoing, Stateful, UploadItem,
+};
 use crate::error::HubError;
 use crate::filter::{InvocationContext, LifecycleNext, Next};
 use crate::handler::{BindError, Call, Caller};
@@ -139,14 +141,14 @@ struct WriterConfig {
 }
 
 async fn run_writer(
-    sink: Box<dyn TransportSink>,
     connection: Arc<Connection>,
     mut sinks: Option<mpsc::UnboundedReceiver<Box<dyn TransportSink>>>,
     config: WriterConfig,
 ) {
     let format = connection.protocol.transfer_format();
     let stateful = connection.stateful.as_deref();
-    let mut sink = Some(sink);
+    // Whether `connection.sink` holds a transport (kept here too, for the waits below).
+    let mut attached = true;
     let mut token = connection.transport_token();
     let mut dropped = Box::pin(token.clone().cancelled_owned());
     let mut batch: Vec<Bytes> = Vec::new();
@@ -157,24 +159,28 @@ async fn run_writer(
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let first = tokio::select! {
+        tokio::select! {
             // A dropped transport is dropped before anything else is sent on it.
             biased;
-            () = &mut dropped, if sink.is_some() => {
+            () = &mut dropped, if attached => {
                 // Dropped abruptly: no close frame.
-                sink = None;
+                connection.sink.lock().await.take();
+                attached = false;
                 if stateful.is_none() {
                     connection.close(CloseCause::Client);
                     break;
                 }
                 continue;
             }
-            item = connection.outbound.recv() => item,
-            _ = pings.tick(), if config.keep_alive.is_some() && sink.is_some() => {
-                if let Some(s) = sink.as_deref_mut() {
+            () = connection.outbound.ready() => {}
+            _ = pings.tick(), if config.keep_alive.is_some() && attached => {
+                let mut slot = connection.sink.lock().await;
+                if let Some(s) = slot.as_deref_mut() {
                     if s.send(connection.ping.clone(), format, config.send_timeout).await.is_err() {
-                        sink = None;
+                        *slot = None;
+                        attached = false;
                         if stateful.is_none() {
+                            drop(slot);
                             connection.close(CloseCause::Client);
                             break;
                         }
@@ -187,27 +193,36 @@ async fn run_writer(
                     sinks_open = false;
                     continue;
                 };
-                sink = Some(new);
+                let mut slot = connection.sink.lock().await;
+                *slot = Some(new);
                 token = connection.transport_token();
                 dropped = Box::pin(token.clone().cancelled_owned());
                 if let Some(state) = stateful {
-                    if !Box::pin(resend(&connection, state, &mut sink, format, config.send_timeout)).await {
-                        sink = None;
+                    if !Box::pin(resend(&connection, state, &mut slot, format, config.send_timeout)).await {
+                        *slot = None;
                     }
                 }
+                attached = slot.is_some();
                 continue;
             }
         };
+        // Items are taken only under the transport's lock: whoever holds it and finds the
+        // queue empty may write straight through (`Connection::send_direct`).
+        let mut slot = connection.sink.lock().await;
+        let Some(first) = connection.outbound.try_recv() else {
+            continue;
+        };
         let mut size = 0;
-        let attached = sink.is_some();
-        let mut closing = take(first, stateful, attached, &mut batch, &mut size);
+        let mut closing = take(first, stateful, slot.is_some(), &mut batch, &mut size);
         while !closing && size < MAX_BATCH && stateful.is_none_or(Stateful::has_room) {
             match connection.outbound.try_recv() {
-                Some(item) => closing |= take(item, stateful, attached, &mut batch, &mut size),
+                Some(item) => {
+                    closing |= take(item, stateful, slot.is_some(), &mut batch, &mut size);
+                }
                 None => break,
             }
         }
-        if !batch.is_empty() && sink.is_some() {
+        if !batch.is_empty() && slot.is_some() {
             let frame = if batch.len() == 1 {
                 batch.pop().unwrap_or_default()
             } else {
@@ -217,14 +232,16 @@ async fn run_writer(
                 }
                 joined.freeze()
             };
-            let sent = match sink.as_deref_mut() {
+            let sent = match slot.as_deref_mut() {
                 Some(s) => s.send(frame, format, config.send_timeout).await,
                 None => Ok(()),
             };
             if sent.is_err() {
-                sink = None;
+                *slot = None;
+                attached = false;
                 if stateful.is_none() {
                     connection.outbound.sent(size);
+                    drop(slot);
                     connection.close(CloseCause::Client);
                     break;
                 }
@@ -235,18 +252,20 @@ async fn run_writer(
         if closing {
             // A transport dropped on purpose gets no close frame.
             if token.is_cancelled() {
-                sink = None;
+                *slot = None;
             }
-            if let Some(mut s) = sink.take() {
+            if let Some(mut s) = slot.take() {
+                drop(slot);
                 // As ASP.NET Core's WebSocket close timeout: do not wait forever on a peer
                 // that does not read.
                 let _ = tokio::time::timeout(Duration::from_secs(5), s.close()).await;
             }
             break;
         }
+        drop(slot);
         // With stateful reconnect, wait for acknowledgements before taking more.
         if let Some(state) = stateful {
-            while !state.has_room() && !connection.closed.is_cancelled() {
+            while !state.has_room() && !connection.is_closed() {
                 let space = state.space.notified();
                 tokio::pin!(space);
                 space.as_mut().enable();
@@ -258,22 +277,29 @@ async fn run_writer(
                     () = connection.closed.cancelled() => {}
                     // The transport may drop, and a new one come, while acknowledgements
                     // are awaited: the client's acks arrive only on a working transport.
-                    () = &mut dropped, if sink.is_some() => sink = None,
+                    () = &mut dropped, if attached => {
+                        connection.sink.lock().await.take();
+                        attached = false;
+                    }
                     new = next_sink(&mut sinks), if sinks_open => {
                         sinks_open = new.is_some();
                         if let Some(new) = new {
-                            sink = Some(new);
+                            let mut slot = connection.sink.lock().await;
+                            *slot = Some(new);
                             token = connection.transport_token();
                             dropped = Box::pin(token.clone().cancelled_owned());
-                            if !Box::pin(resend(&connection, state, &mut sink, format, config.send_timeout)).await {
-                                sink = None;
+                            if !Box::pin(resend(&connection, state, &mut slot, format, config.send_timeout)).await {
+                                *slot = None;
                             }
+                            attached = slot.is_some();
                         }
                     }
                 }
             }
         }
     }
+    // Whatever ended the loop, the transport goes with it.
+    connection.release_sink();
 }
 
 /// The next transport a stateful connection reconnected with; never, without stateful
@@ -471,6 +497,7 @@ async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportI
         shared.options.outbound_buffer_limit,
         shared.options.enable_detailed_errors,
         stateful,
+        sink,
     );
     let _ = connection.send_control(HandshakeResponse::success().to_bytes());
     // New transports of a stateful connection go to the writer through this.
@@ -487,7 +514,7 @@ async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportI
         send_timeout: shared.options.transport_send_timeout,
     };
     let mut writer =
-        tokio::spawn(run_writer(sink, connection.clone(), sink_rx, config).in_current_span());
+        tokio::spawn(run_writer(connection.clone(), sink_rx, config).in_current_span());
 
     let handle = ConnectionHandle(connection.clone());
     let hub_label = shared.name.clone();
@@ -499,7 +526,9 @@ async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportI
             .is_err()
         {
             writer.abort();
+            let _ = writer.await;
         }
+        connection.release_sink();
         return;
     }
     metrics::gauge!("signalr_connections_active", "hub" => hub_label.clone()).increment(1.0);
@@ -544,7 +573,10 @@ async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportI
     };
     if tokio::time::timeout(grace, &mut writer).await.is_err() {
         writer.abort();
+        // Aborted at its next await: the lock it may hold is let go by then.
+        let _ = writer.await;
     }
+    connection.release_sink();
     tracing::debug!(cause = ?connection.cause(), "disconnected");
 }
 
@@ -703,9 +735,6 @@ async fn read_loop(
         .stateful
         .is_some()
         .then(|| tokio::time::interval(Duration::from_secs(1)));
-    let mut dropped = Box::pin(connection.transport_token().cancelled_owned());
-    let closed = connection.closed.cancelled();
-    tokio::pin!(closed);
     // One timer for the client timeout, re-armed when it fires early (data came in since it
     // was set) rather than moved for every chunk.
     let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
@@ -779,21 +808,46 @@ async fn read_loop(
                 }
                 None => {
                     transport.on_end(connection);
-                    if connection.closed.is_cancelled() {
+                    if connection.is_closed() {
                         return;
                     }
                     detached_since = Some(tokio::time::Instant::now());
                 }
             },
-            () = &mut dropped, if detached_since.is_none() => {
-                // Let go of the dropped transport's reading half, so that its socket closes.
-                transport.release();
-                if stateful {
-                    detached_since = Some(tokio::time::Instant::now());
-                } else {
-                    connection.close(CloseCause::Client);
+            ended = std::future::poll_fn(|cx| connection.poll_ended(cx, detached_since.is_none())) => {
+                if ended == Ended::Dropped {
+                    // Let go of the dropped transport's reading half, so that its socket
+                    // closes.
+                    transport.release();
+                    if stateful {
+                        detached_since = Some(tokio::time::Instant::now());
+                    } else {
+                        connection.close(CloseCause::Client);
+                        return;
+                    }
+                    continue;
+                }
+                // Closed: hand over what had already arrived (read ahead, or waiting in
+                // the transport), once, then stop.
+                if drained {
                     return;
                 }
+                drained = true;
+                let mut more = false;
+                if let Some(chunk) = transport.stash.take() {
+                    reader.feed_bytes(chunk);
+                    more = true;
+                }
+                if !transport.ended {
+                    if let Some(Some(chunk)) = transport.incoming.next().now_or_never() {
+                        reader.feed_bytes(chunk);
+                        more = true;
+                    }
+                }
+                if !more {
+                    return;
+                }
+                got_data = true;
             }
             io = async {
                 match transport.reattach.as_mut() {
@@ -804,7 +858,6 @@ async fn read_loop(
                 let Some(io) = io else { continue };
                 tracing::debug!("stateful reconnect");
                 transport.swap(connection, io);
-                dropped = Box::pin(connection.transport_token().cancelled_owned());
                 detached_since = None;
                 got_data = true;
                 // The client starts its half with a Sequence; partial data from the old
@@ -844,29 +897,6 @@ async fn read_loop(
                 );
                 connection.close(CloseCause::Error(Some(detail)));
                 return;
-            }
-            () = &mut closed => {
-                // Hand over what had already arrived when the connection closed (read ahead,
-                // or waiting in the transport), once, then stop.
-                if drained {
-                    return;
-                }
-                drained = true;
-                let mut more = false;
-                if let Some(chunk) = transport.stash.take() {
-                    reader.feed_bytes(chunk);
-                    more = true;
-                }
-                if !transport.ended {
-                    if let Some(Some(chunk)) = transport.incoming.next().now_or_never() {
-                        reader.feed_bytes(chunk);
-                        more = true;
-                    }
-                }
-                if !more {
-                    return;
-                }
-                got_data = true;
             }
         }
     }
@@ -912,7 +942,7 @@ async fn dispatch(
             // Waiting here applies the upload stream's buffer limit to the whole
             // connection, as ASP.NET Core does.
             Some(tx) => {
-                let sent = if connection.closed.is_cancelled() {
+                let sent = if connection.is_closed() {
                     tx.try_send(UploadItem::Item(item.item)).is_ok()
                 } else {
                     tokio::select! {
@@ -933,7 +963,7 @@ async fn dispatch(
                     CompletionResult::Error(error) => UploadItem::Error(HubError::new(error)),
                     _ => UploadItem::End,
                 };
-                if connection.closed.is_cancelled() {
+                if connection.is_closed() {
                     let _ = tx.try_send(last);
                 } else {
                     tokio::select! {
@@ -1005,7 +1035,7 @@ async fn invoke(
     stream_ids: Vec<String>,
     streaming: bool,
 ) {
-    if connection.closed.is_cancelled() {
+    if connection.is_closed() {
         return;
     }
     let detailed = shared.options.enable_detailed_errors;
@@ -1152,23 +1182,28 @@ async fn invoke(
         // filters, poll the method here, at once, and make a task only for one that waits.
         // A method polled here and found waiting is polled again by its task, which then
         // holds the waker that matters.
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let polled = {
-            let _entered = span.enter();
-            std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
-        };
-        let outcome = match polled {
-            Ok(Poll::Ready(outcome)) => outcome,
-            Ok(Poll::Pending) => {
-                let connection = connection.clone();
-                tokio::spawn(
-                    finish_invocation(shared.clone(), connection, future, done).instrument(span),
-                );
-                return;
+        // In a block of its own: what the poll holds (a context, a panic) must be gone
+        // before the report awaits.
+        let outcome = {
+            let polled = {
+                let _entered = span.enter();
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
+            };
+            match polled {
+                Ok(Poll::Ready(outcome)) => outcome,
+                Ok(Poll::Pending) => {
+                    let connection = connection.clone();
+                    tokio::spawn(
+                        finish_invocation(shared.clone(), connection, future, done)
+                            .instrument(span),
+                    );
+                    return;
+                }
+                Err(panic) => panicked(&*panic),
             }
-            Err(panic) => panicked(&*panic),
         };
-        done.report_now(shared, connection, outcome);
+        done.report_now(shared, connection, outcome).await;
         return;
     };
     let connection = connection.clone();
@@ -1212,7 +1247,7 @@ impl Invocated {
     /// As [`Invocated::report`], without waiting: a completion goes into the outbound queue
     /// at once when there is room (the usual case); a stream, or a completion that must
     /// wait for room, goes on in a task of its own.
-    fn report_now(
+    async fn report_now(
         self,
         shared: &Arc<HubShared>,
         connection: &Arc<Connection>,
@@ -1240,7 +1275,14 @@ impl Invocated {
             }
         };
         if let Some(bytes) = bytes {
-            if let Err(bytes) = connection.try_send_own(bytes) {
+            // Straight to the socket when nothing is queued ahead; else into the queue;
+            // else (no room) on a task that waits for room.
+            let timeout = shared.options.transport_send_timeout;
+            let queued = match connection.send_direct(bytes, timeout).await {
+                Ok(_) => Ok(Ok(())),
+                Err(bytes) => connection.try_send_own(bytes),
+            };
+            if let Err(bytes) = queued {
                 let connection = connection.clone();
                 tokio::spawn(async move {
                     let _ = connection.send_own(bytes).await;

@@ -156,9 +156,10 @@ impl Caller {
         self.connection.drop_transport();
     }
 
-    /// A token cancelled when the connection ends.
+    /// A token cancelled when the connection ends. Cancelling it yourself does not end
+    /// the connection (use [`abort`](Self::abort) for that).
     pub fn closed(&self) -> CancellationToken {
-        self.connection.closed.clone()
+        self.connection.closed.child_token()
     }
 }
 

@@ -250,6 +250,7 @@ fn main() -> Result<(), BoxError> {
                 },
                 churn_hold: Duration::from_millis(args.num("churn-hold-ms", 1000)?),
                 max_messages: args.num("max-messages", 1_000_000)?,
+                spin: args.flag("spin", false),
             };
             let report = run_local(scenarios::fanout(&common, options))?;
             emit(&args, &report)?;

@@ -577,6 +577,8 @@ pub(crate) struct FanoutOptions {
     pub(crate) churn: usize,
     pub(crate) churn_hold: Duration,
     pub(crate) max_messages: usize,
+    /// Keep the generator's thread from sleeping between messages (it yields instead).
+    pub(crate) spin: bool,
 }
 
 /// What a fan-out scenario measured.
@@ -825,6 +827,14 @@ pub(crate) async fn fanout(common: &Common, options: FanoutOptions) -> FanoutRep
         tasks.spawn_local(async move {
             if !receive(conn, instant_at(drain_end), Some(state.clone()), notify).await {
                 state.borrow_mut().closed_receivers += 1;
+            }
+        });
+    }
+    if options.spin {
+        let until = drain_end;
+        tasks.spawn_local(async move {
+            while now_ns() < until {
+                tokio::task::yield_now().await;
             }
         });
     }
