@@ -1248,19 +1248,20 @@ impl Invocated {
     /// at once when there is room (the usual case); a stream, or a completion that must
     /// wait for room, goes on in a task of its own.
     async fn report_now(
-        self,
+        mut self,
         shared: &Arc<HubShared>,
         connection: &Arc<Connection>,
         outcome: Result<HubValue, HubError>,
     ) {
         self.record(shared, &outcome);
         let detailed = shared.options.enable_detailed_errors;
-        let bytes = match reply(
-            self.invocation_id.as_deref(),
-            &self.target,
-            outcome,
-            detailed,
-        ) {
+        // The completion takes the id, unless the running map still needs it (streams).
+        let id = if self.tracked {
+            self.invocation_id.clone()
+        } else {
+            self.invocation_id.take()
+        };
+        let bytes = match reply(id, &self.target, outcome, detailed) {
             Reply::Nothing => None,
             Reply::Send(completion) => completion_bytes(connection, completion),
             Reply::Stream(items) => {
@@ -1402,7 +1403,7 @@ enum Reply {
 }
 
 fn reply(
-    invocation_id: Option<&str>,
+    invocation_id: Option<String>,
     target: &str,
     outcome: Result<HubValue, HubError>,
     detailed: bool,
@@ -1437,7 +1438,7 @@ async fn deliver(
     cancel: Option<&CancellationToken>,
     detailed: bool,
 ) {
-    match reply(invocation_id, target, outcome, detailed) {
+    match reply(invocation_id.map(str::to_owned), target, outcome, detailed) {
         Reply::Nothing => {}
         Reply::Send(completion) => send_completion(connection, completion).await,
         Reply::Stream(items) => {

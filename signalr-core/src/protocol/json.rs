@@ -349,11 +349,13 @@ impl<'de> Visitor<'de> for HeadersVisitor<'_> {
     }
 }
 
-/// `arguments`: an array of raw values.
-struct ArgumentsVisitor;
+/// `arguments`: an array of raw values, each a slice of the frame.
+struct ArgumentsVisitor<'b> {
+    frame: &'b Bytes,
+}
 
-impl<'de> Visitor<'de> for ArgumentsVisitor {
-    type Value = Vec<&'de Json>;
+impl<'de> Visitor<'de> for ArgumentsVisitor<'_> {
+    type Value = Vec<RawValue>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON array")
@@ -362,7 +364,7 @@ impl<'de> Visitor<'de> for ArgumentsVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element::<&'de Json>()? {
-            items.push(item);
+            items.push(value(self.frame, item));
         }
         Ok(items)
     }
@@ -409,7 +411,7 @@ struct Fields<'a> {
     headers: Option<Headers>,
     invocation_id: Option<String>,
     target: Option<String>,
-    arguments: Option<Vec<&'a Json>>,
+    arguments: Option<Vec<RawValue>>,
     stream_ids: Option<Vec<String>>,
     item: Option<&'a Json>,
     result: Option<&'a Json>,
@@ -464,6 +466,7 @@ impl<'de> Deserialize<'de> for Field {
 
 struct FieldsVisitor<'f> {
     failure: &'f Failure,
+    frame: &'f Bytes,
 }
 
 impl<'de> Visitor<'de> for FieldsVisitor<'_> {
@@ -500,7 +503,7 @@ impl<'de> Visitor<'de> for FieldsVisitor<'_> {
                 Field::Arguments => {
                     f.arguments = Some(map.next_value_seed(Expect {
                         kind: Kind::Array,
-                        inner: ArgumentsVisitor,
+                        inner: ArgumentsVisitor { frame: self.frame },
                         failure,
                         mismatch: |_| ProtocolError::UnexpectedType {
                             property: "arguments",
@@ -541,9 +544,8 @@ fn value(frame: &Bytes, raw: &Json) -> RawValue {
     RawValue::new_unchecked(Encoding::Json, frame.slice_ref(raw.get().as_bytes()))
 }
 
-fn arguments(frame: &Bytes, raw: Option<Vec<&Json>>) -> Result<Vec<RawValue>, ProtocolError> {
-    let items = raw.ok_or(ProtocolError::MissingProperty("arguments"))?;
-    Ok(items.into_iter().map(|item| value(frame, item)).collect())
+fn arguments(raw: Option<Vec<RawValue>>) -> Result<Vec<RawValue>, ProtocolError> {
+    raw.ok_or(ProtocolError::MissingProperty("arguments"))
 }
 
 /// A property that must be present and non-empty, as ASP.NET Core requires of targets and
@@ -560,14 +562,21 @@ fn required(value: Option<String>, property: &'static str) -> Result<String, Pro
 /// ASP.NET Core's reader stops at the end of the first object.
 pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> {
     let failure = Failure::default();
-    let f = read_object(frame, &failure, FieldsVisitor { failure: &failure })?;
+    let f = read_object(
+        frame,
+        &failure,
+        FieldsVisitor {
+            failure: &failure,
+            frame,
+        },
+    )?;
 
     let ty = f.ty.ok_or(ProtocolError::MissingProperty("type"))?;
     let headers = f.headers.unwrap_or_default();
     let message = match ty {
         1 => {
             let target = required(f.target, "target")?;
-            let arguments = arguments(frame, f.arguments)?;
+            let arguments = arguments(f.arguments)?;
             HubMessage::Invocation(Invocation {
                 headers,
                 invocation_id: f.invocation_id.filter(|id| !id.is_empty()),
@@ -602,7 +611,7 @@ pub(crate) fn parse(frame: &Bytes) -> Result<Option<HubMessage>, ProtocolError> 
         4 => {
             let invocation_id = required(f.invocation_id, "invocationId")?;
             let target = required(f.target, "target")?;
-            let arguments = arguments(frame, f.arguments)?;
+            let arguments = arguments(f.arguments)?;
             HubMessage::StreamInvocation(StreamInvocation {
                 headers,
                 invocation_id,
