@@ -92,7 +92,7 @@ fn locate(
     match format {
         TransferFormat::Text => {
             let window = limit.map_or(buf.len(), |l| buf.len().min(l));
-            match buf[..window].iter().position(|&b| b == RECORD_SEPARATOR) {
+            match memchr::memchr(RECORD_SEPARATOR, &buf[..window]) {
                 Some(pos) => Ok(Some(FrameAt {
                     start: 0,
                     end: pos,
