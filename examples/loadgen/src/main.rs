@@ -5,7 +5,7 @@
 //! loadgen serve     --kind signalr|bare [--addr 127.0.0.1:0] [--reuse-port] [--read-buffer 1024] [--redis URL [--redis-prefix P]]
 //! loadgen idle      --url ws://127.0.0.1:5000/bench --connections 10000 [--steps 10] [--hold 10]
 //! loadgen echo      --url … [--protocol json|msgpack] [--connections 50] [--rate 20000 [--spin false] | --depth 1]
-//! loadgen broadcast --url … --connections 10000 [--rate 1 | --window 4]
+//! loadgen broadcast --url … --connections 10000 [--rate 1 | --window 4] [--spin true]
 //! loadgen groups    --url … --connections 1000 --group-size 10 [--rate 1000]
 //! loadgen churn     --url … --connections 1000 --churn 100 --churn-hold-ms 500 [--rate 10]
 //! loadgen suite     [--out docs/benchmarks] [--runs 3] [--quick]
