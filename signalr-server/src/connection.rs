@@ -4,11 +4,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use signalr_core::{Close, CompletionResult, HubMessage, HubProtocol, RawValue, TransportType};
-use std::task::{Context, Poll};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -437,13 +437,14 @@ impl Connection {
     /// Writes a reply of this connection's own straight to its WebSocket, when nothing is
     /// queued ahead of it and the writer is not sending: no queue, and no wake-up of the
     /// writer's task. A send that cannot finish at once is waited for here, which slows
-    /// the caller (the read loop) to the client's pace. The bytes back when the reply must
-    /// go through the queue instead.
+    /// the caller (the read loop) to the client's pace. `Ok` once the reply is sent, or
+    /// dropped because sending failed and the connection closed; the bytes back when the
+    /// reply must go through the queue instead.
     pub(crate) async fn send_direct(
         &self,
         bytes: Bytes,
         timeout: std::time::Duration,
-    ) -> Result<Result<(), Error>, Bytes> {
+    ) -> Result<(), Bytes> {
         // Stateful reconnect numbers and keeps what it sends: the writer does that.
         if self.transport != TransportType::WebSockets || self.stateful.is_some() {
             return Err(bytes);
@@ -452,10 +453,7 @@ impl Connection {
             return Err(bytes);
         };
         // Anything queued (or taken by the writer and not yet sent) goes first.
-        if self.outbound.queued() != 0
-            || self.is_closed()
-            || self.transport_dropped.load(Ordering::Acquire)
-        {
+        if self.outbound.queued() != 0 || self.is_closed() || self.transport_dropped() {
             return Err(bytes);
         }
         let Some(sink) = slot.as_deref_mut() else {
@@ -464,14 +462,13 @@ impl Connection {
         if sink
             .send(bytes, self.protocol.transfer_format(), timeout)
             .await
-            .is_ok()
+            .is_err()
         {
-            return Ok(Ok(()));
+            *slot = None;
+            drop(slot);
+            self.close(CloseCause::Client);
         }
-        *slot = None;
-        drop(slot);
-        self.close(CloseCause::Client);
-        Ok(Err(Error::new(ErrorKind::Disconnected(self.id.clone()))))
+        Ok(())
     }
 
     /// Lets go of the transport's sending half, unless someone is using it.
@@ -562,6 +559,11 @@ impl Connection {
         self.is_closed.load(Ordering::Acquire)
     }
 
+    /// Whether the current transport was dropped (and no new one attached since).
+    pub(crate) fn transport_dropped(&self) -> bool {
+        self.transport_dropped.load(Ordering::Acquire)
+    }
+
     /// A token cancelled when the current transport must be dropped.
     pub(crate) fn transport_token(&self) -> CancellationToken {
         lock(&self.transport_drop).clone()
@@ -590,7 +592,7 @@ impl Connection {
         self.reader.register(cx.waker());
         if self.is_closed() {
             Poll::Ready(Ended::Closed)
-        } else if watch_drop && self.transport_dropped.load(Ordering::Acquire) {
+        } else if watch_drop && self.transport_dropped() {
             Poll::Ready(Ended::Dropped)
         } else {
             Poll::Pending

@@ -704,7 +704,7 @@ impl Attached {
     /// While dispatching waits: reads one chunk ahead and notices the transport's end.
     /// Never completes; use it as one branch of the wait.
     async fn watch(&mut self, connection: &Connection) {
-        if self.stash.is_none() && !self.ended && !connection.transport_token().is_cancelled() {
+        if self.stash.is_none() && !self.ended && !connection.transport_dropped() {
             match self.incoming.next().await {
                 Some(chunk) => self.stash = Some(chunk),
                 None => self.on_end(connection),
@@ -1244,9 +1244,10 @@ struct Invocated {
 }
 
 impl Invocated {
-    /// As [`Invocated::report`], without waiting: a completion goes into the outbound queue
-    /// at once when there is room (the usual case); a stream, or a completion that must
-    /// wait for room, goes on in a task of its own.
+    /// As [`Invocated::report`], for a method that finished at once: a completion goes
+    /// straight to the socket when nothing is queued ahead of it
+    /// ([`Connection::send_direct`]), else into the outbound queue when there is room; a
+    /// stream, or a completion that must wait for room, goes on in a task of its own.
     async fn report_now(
         mut self,
         shared: &Arc<HubShared>,
@@ -1280,7 +1281,7 @@ impl Invocated {
             // else (no room) on a task that waits for room.
             let timeout = shared.options.transport_send_timeout;
             let queued = match connection.send_direct(bytes, timeout).await {
-                Ok(_) => Ok(Ok(())),
+                Ok(()) => Ok(Ok(())),
                 Err(bytes) => connection.try_send_own(bytes),
             };
             if let Err(bytes) = queued {

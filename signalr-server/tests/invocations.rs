@@ -123,6 +123,38 @@ async fn parallel_sleeps_finish_shortest_first() {
     assert_eq!(completion_order(&mut client, 3).await, ["3", "2", "1"]);
 }
 
+/// A reply can go straight to the socket, past the writer; never past what the method sent
+/// its caller first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_method_sends_its_caller_arrives_before_its_completion() {
+    let hub = Hub::builder("Ordering")
+        .method("Tell", |clients: Clients, count: u32| async move {
+            for n in 0..count {
+                let _ = clients.caller().send("Told", (n,)).await;
+            }
+            count
+        })
+        .build();
+    let server = serve(hub).await;
+    let mut client = Client::connect(server.addr).await;
+    for round in 0..20u32 {
+        let id = round.to_string();
+        client.send_invocation(&id, "Tell", json!([round])).await;
+        for n in 0..round {
+            let message = client.recv().await;
+            let (target, args) = invocation_of(&message);
+            assert_eq!((target, arg::<u32>(&args[0])), ("Told", n), "round {round}");
+        }
+        match client.recv().await {
+            HubMessage::Completion(c) => {
+                assert_eq!(c.invocation_id, id);
+                assert_eq!(value_of::<u32>(&c), round);
+            }
+            other => panic!("round {round}: unexpected {other:?}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Client results
 // ---------------------------------------------------------------------------------------
