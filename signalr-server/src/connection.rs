@@ -193,6 +193,11 @@ pub(crate) enum UploadItem {
     End,
 }
 
+/// How many replies [`Connection::send_direct`] leaves in the transport's buffer before it
+/// writes them out without waiting for the read loop's flush: a bound on how long the first
+/// of a run of pipelined replies waits for the last.
+pub(crate) const MAX_UNFLUSHED: usize = 32;
+
 /// A connected client.
 pub(crate) struct Connection {
     pub(crate) id: String,
@@ -214,6 +219,9 @@ pub(crate) struct Connection {
     is_closed: AtomicBool,
     /// Set while the current transport is dropped (`drop_transport` until `new_transport`).
     transport_dropped: AtomicBool,
+    /// Replies [`send_direct`](Self::send_direct) left in the transport's buffer since the
+    /// last [`flush_direct`](Self::flush_direct).
+    unflushed: AtomicUsize,
     /// The read loop, waiting for the connection to close or its transport to drop.
     reader: AtomicWaker,
     cause: Mutex<Option<CloseCause>>,
@@ -374,6 +382,7 @@ impl Connection {
             closed: CancellationToken::new(),
             is_closed: AtomicBool::new(false),
             transport_dropped: AtomicBool::new(false),
+            unflushed: AtomicUsize::new(0),
             reader: AtomicWaker::new(),
             cause: Mutex::new(None),
             running: Mutex::new(HashMap::new()),
@@ -436,10 +445,17 @@ impl Connection {
 
     /// Writes a reply of this connection's own straight to its WebSocket, when nothing is
     /// queued ahead of it and the writer is not sending: no queue, and no wake-up of the
-    /// writer's task. A send that cannot finish at once is waited for here, which slows
-    /// the caller (the read loop) to the client's pace. `Ok` once the reply is sent, or
-    /// dropped because sending failed and the connection closed; the bytes back when the
-    /// reply must go through the queue instead.
+    /// writer's task. `Ok` once the reply is written, or dropped because writing failed and
+    /// the connection closed; the bytes back when the reply must go through the queue
+    /// instead.
+    ///
+    /// Only the read loop calls this, and it may leave the reply in the transport's buffer
+    /// (up to [`MAX_UNFLUSHED`] of them), so that replies to invocations that arrived
+    /// together leave together in one write. The read loop calls
+    /// [`flush_direct`](Self::flush_direct) before it waits for more input; anything the
+    /// writer sends meanwhile takes the buffered replies with it, ahead of its own. A write
+    /// that cannot finish at once is waited for here, which slows the read loop to the
+    /// client's pace.
     pub(crate) async fn send_direct(
         &self,
         bytes: Bytes,
@@ -459,16 +475,46 @@ impl Connection {
         let Some(sink) = slot.as_deref_mut() else {
             return Err(bytes);
         };
-        if sink
-            .send(bytes, self.protocol.transfer_format(), timeout)
-            .await
-            .is_err()
-        {
+        let format = self.protocol.transfer_format();
+        let held = self.unflushed.load(Ordering::Relaxed) + 1;
+        let sent = if held >= MAX_UNFLUSHED {
+            self.unflushed.store(0, Ordering::Relaxed);
+            sink.send(bytes, format, timeout).await
+        } else {
+            self.unflushed.store(held, Ordering::Relaxed);
+            sink.feed(bytes, format, timeout).await
+        };
+        if sent.is_err() {
             *slot = None;
             drop(slot);
             self.close(CloseCause::Client);
         }
         Ok(())
+    }
+
+    /// Whether [`send_direct`](Self::send_direct) left replies in the transport's buffer.
+    pub(crate) fn has_unflushed(&self) -> bool {
+        self.unflushed.load(Ordering::Relaxed) != 0
+    }
+
+    /// Writes out the replies [`send_direct`](Self::send_direct) left in the transport's
+    /// buffer, if any. When the writer holds the transport, its own send takes them.
+    pub(crate) async fn flush_direct(&self, timeout: std::time::Duration) {
+        if self.unflushed.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // Waited for: the writer may hold the transport only to find its queue empty, and
+        // then sends nothing that would take the replies along.
+        let mut slot = self.sink.lock().await;
+        self.unflushed.store(0, Ordering::Relaxed);
+        let Some(sink) = slot.as_deref_mut() else {
+            return;
+        };
+        if sink.flush(timeout).await.is_err() {
+            *slot = None;
+            drop(slot);
+            self.close(CloseCause::Client);
+        }
     }
 
     /// Lets go of the transport's sending half, unless someone is using it.

@@ -37,6 +37,16 @@ pub(crate) trait TransportSink: Send + 'static {
     /// `timeout` (a client that stopped reading). A send that completes at once is
     /// [`Sending::Done`]; one that waits is boxed with its timer ([`within`]).
     fn send(&mut self, data: Bytes, format: TransferFormat, timeout: Duration) -> Sending<'_>;
+    /// As [`send`](Self::send), but the frame may wait in the transport's buffer until the
+    /// next [`flush`](Self::flush) or `send`, so that several go out in one write. Where
+    /// the transport has no such buffer, this is `send`.
+    fn feed(&mut self, data: Bytes, format: TransferFormat, timeout: Duration) -> Sending<'_> {
+        self.send(data, format, timeout)
+    }
+    /// Writes out what [`feed`](Self::feed) left in the buffer.
+    fn flush(&mut self, _timeout: Duration) -> Sending<'_> {
+        Sending::Done(Ok(()))
+    }
     /// Closes the transport cleanly.
     fn close(&mut self) -> BoxFuture<'_, ()>;
 }
@@ -695,15 +705,32 @@ impl Attached {
         }
     }
 
+    /// [`on_end`](Self::on_end) for the read loop: true when the connection closed, else
+    /// the time it was left without a transport.
+    fn ended_now(
+        &mut self,
+        connection: &Connection,
+        detached_since: &mut Option<tokio::time::Instant>,
+    ) -> bool {
+        self.on_end(connection);
+        if connection.is_closed() {
+            return true;
+        }
+        *detached_since = Some(tokio::time::Instant::now());
+        false
+    }
+
     /// Lets go of the transport's reading half (it was dropped on purpose).
     fn release(&mut self) {
         self.incoming = futures_util::stream::empty().boxed();
         self.ended = true;
     }
 
-    /// While dispatching waits: reads one chunk ahead and notices the transport's end.
-    /// Never completes; use it as one branch of the wait.
-    async fn watch(&mut self, connection: &Connection) {
+    /// While dispatching waits: writes out the replies left in the transport's buffer,
+    /// reads one chunk ahead and notices the transport's end. Never completes; use it as
+    /// one branch of the wait.
+    async fn watch(&mut self, connection: &Connection, timeout: Duration) {
+        connection.flush_direct(timeout).await;
         if self.stash.is_none() && !self.ended && !connection.transport_dropped() {
             match self.incoming.next().await {
                 Some(chunk) => self.stash = Some(chunk),
@@ -777,7 +804,30 @@ async fn read_loop(
                         got_data = true;
                         reader.feed_bytes(chunk);
                     }
-                    None => break,
+                    None => {
+                        if !connection.has_unflushed() {
+                            break;
+                        }
+                        // Replies wait in the transport's buffer: what else has already
+                        // arrived is answered first, so that they all leave in one write.
+                        let next = if detached_since.is_none() && !transport.ended {
+                            transport.incoming.next().now_or_never()
+                        } else {
+                            None
+                        };
+                        if let Some(Some(chunk)) = next {
+                            got_data = true;
+                            reader.feed_bytes(chunk);
+                            continue;
+                        }
+                        connection
+                            .flush_direct(options.transport_send_timeout)
+                            .await;
+                        if next.is_some() && transport.ended_now(connection, &mut detached_since) {
+                            return;
+                        }
+                        break;
+                    }
                 },
                 Err(err) => {
                     tracing::debug!(error = %err, "closing a connection that sent invalid data");
@@ -807,11 +857,9 @@ async fn read_loop(
                     reader.feed_bytes(chunk);
                 }
                 None => {
-                    transport.on_end(connection);
-                    if connection.is_closed() {
+                    if transport.ended_now(connection, &mut detached_since) {
                         return;
                     }
-                    detached_since = Some(tokio::time::Instant::now());
                 }
             },
             ended = std::future::poll_fn(|cx| connection.poll_ended(cx, detached_since.is_none())) => {
@@ -948,7 +996,7 @@ async fn dispatch(
                     tokio::select! {
                         sent = tx.send(UploadItem::Item(item.item)) => sent.is_ok(),
                         () = connection.closed.cancelled() => true,
-                        () = transport.watch(connection) => true,
+                        () = transport.watch(connection, shared.options.transport_send_timeout) => true,
                     }
                 };
                 if !sent {
@@ -969,7 +1017,7 @@ async fn dispatch(
                     tokio::select! {
                         _ = tx.send(last) => {}
                         () = connection.closed.cancelled() => {}
-                        () = transport.watch(connection) => {}
+                        () = transport.watch(connection, shared.options.transport_send_timeout) => {}
                     }
                 }
             } else if !connection.complete_result(&completion.invocation_id, completion.result) {
@@ -1159,7 +1207,7 @@ async fn invoke(
     } else {
         tokio::select! {
             permit = invocations.clone().acquire_owned() => permit.ok(),
-            () = transport.watch(connection) => None,
+            () = transport.watch(connection, shared.options.transport_send_timeout) => None,
             () = connection.closed.cancelled() => {
                 finish(connection, &stream_ids, tracked, invocation_id.as_deref());
                 return;

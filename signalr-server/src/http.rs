@@ -998,17 +998,32 @@ async fn sweep(registry: Weak<Mutex<HashMap<String, Arc<HttpConnection>>>>) {
 
 struct WebSocketSink(SplitSink<WebSocket, Message>);
 
+/// One WebSocket message for a frame: text (checked to be UTF-8) or binary.
+fn ws_message(data: Bytes, format: TransferFormat) -> Option<Message> {
+    match format {
+        TransferFormat::Text => Utf8Bytes::try_from(data).ok().map(Message::Text),
+        TransferFormat::Binary => Some(Message::Binary(data)),
+    }
+}
+
 impl TransportSink for WebSocketSink {
     fn send(&mut self, data: Bytes, format: TransferFormat, timeout: Duration) -> Sending<'_> {
-        let message = match format {
-            TransferFormat::Text => match Utf8Bytes::try_from(data) {
-                Ok(text) => Message::Text(text),
-                Err(_) => return Sending::Done(Err(())),
-            },
-            TransferFormat::Binary => Message::Binary(data),
+        let Some(message) = ws_message(data, format) else {
+            return Sending::Done(Err(()));
         };
         // `SinkExt::send` is Unpin here (the split sink is), so it can be tried at once.
         Sending::start(timeout, self.0.send(message).map(|r| r.map_err(|_| ())))
+    }
+
+    fn feed(&mut self, data: Bytes, format: TransferFormat, timeout: Duration) -> Sending<'_> {
+        let Some(message) = ws_message(data, format) else {
+            return Sending::Done(Err(()));
+        };
+        Sending::start(timeout, self.0.feed(message).map(|r| r.map_err(|_| ())))
+    }
+
+    fn flush(&mut self, timeout: Duration) -> Sending<'_> {
+        Sending::start(timeout, self.0.flush().map(|r| r.map_err(|_| ())))
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {

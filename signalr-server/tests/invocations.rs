@@ -8,7 +8,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Client, Log, arg, error_of, invocation_of, serve, value_of};
+use bytes::Bytes;
+use common::{Client, Log, Options, TIMEOUT, arg, error_of, invocation_of, serve, value_of};
 use futures_util::StreamExt;
 use serde_json::json;
 use signalr_core::{CancelInvocation, Completion, CompletionResult, HubMessage, RawValue};
@@ -155,6 +156,84 @@ async fn what_a_method_sends_its_caller_arrives_before_its_completion() {
     }
 }
 
+fn pipelined_hub(gates: Gates) -> Hub {
+    Hub::builder("Pipelined")
+        .state(gates)
+        .method("Add", |a: i64, b: i64| async move { a + b })
+        .method("Gate", |n: u32, State(gates): State<Gates>| async move {
+            let mut rx = gates.0.subscribe();
+            rx.wait_for(|bits| bits & (1 << n) != 0).await.unwrap();
+            n
+        })
+        .build()
+}
+
+/// Expects a completion for `id` with `value` within `within`.
+async fn expect_completion(client: &mut Client, id: &str, value: i64, within: Duration) {
+    match client.recv_within(within).await {
+        Some(HubMessage::Completion(c)) => {
+            assert_eq!(c.invocation_id, id);
+            assert_eq!(value_of::<i64>(&c), value, "invocation {id}");
+        }
+        other => panic!("waiting for the completion of {id}: {other:?}"),
+    }
+}
+
+/// Invocations that arrive together have their replies written together, more at a time
+/// than the server buffers; each still gets its own completion, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_invocations_are_each_answered_in_order() {
+    let server = serve(pipelined_hub(Gates::new())).await;
+    for options in [Options::default(), Options::messagepack()] {
+        let mut client = Client::connect_with(server.addr, &options).await;
+        for round in 0..3 {
+            let frames: Vec<_> = (0..200)
+                .map(|n| client.invocation_bytes(&n.to_string(), "Add", json!([n, round])))
+                .collect();
+            client.send_burst(frames).await;
+            for n in 0..200 {
+                expect_completion(&mut client, &n.to_string(), n + round, TIMEOUT).await;
+            }
+        }
+    }
+}
+
+/// A reply the server holds back to write with the next ones goes out before the server
+/// waits for more input: here, the rest of a message of which a part has come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_is_not_held_for_the_rest_of_the_next_message() {
+    let server = serve(pipelined_hub(Gates::new())).await;
+    let mut client = Client::connect(server.addr).await;
+    let first = client.invocation_bytes("1", "Add", json!([1, 2]));
+    let second = client.invocation_bytes("2", "Add", json!([3, 4]));
+    let (head, tail) = second.split_at(12);
+    let mut chunk = first.to_vec();
+    chunk.extend_from_slice(head);
+    client.send_bytes(chunk.into()).await;
+    expect_completion(&mut client, "1", 3, Duration::from_secs(2)).await;
+    client.send_bytes(Bytes::copy_from_slice(tail)).await;
+    expect_completion(&mut client, "2", 7, TIMEOUT).await;
+}
+
+/// Nor while the next invocation waits for a slot held by a method that is still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_is_not_held_while_the_next_invocation_waits_for_a_slot() {
+    let gates = Gates::new();
+    let server = serve(pipelined_hub(gates.clone())).await;
+    let mut client = Client::connect(server.addr).await;
+    let burst = [
+        client.invocation_bytes("1", "Add", json!([1, 1])),
+        client.invocation_bytes("2", "Gate", json!([0])),
+        client.invocation_bytes("3", "Add", json!([2, 2])),
+    ];
+    client.send_burst(burst).await;
+    expect_completion(&mut client, "1", 2, Duration::from_secs(2)).await;
+    assert_eq!(client.recv_within(Duration::from_millis(200)).await, None);
+    gates.release(0);
+    expect_completion(&mut client, "2", 0, TIMEOUT).await;
+    expect_completion(&mut client, "3", 4, TIMEOUT).await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Client results
 // ---------------------------------------------------------------------------------------
@@ -222,7 +301,7 @@ async fn client_result_value() {
     assert_eq!(log.snapshot(), ["value:41"]);
 
     // With MessagePack too.
-    let mut packed = Client::connect_with(server.addr, &common::Options::messagepack()).await;
+    let mut packed = Client::connect_with(server.addr, &Options::messagepack()).await;
     packed.send_invocation("7", "AskNumber", json!([])).await;
     let id = expect_get_number(&mut packed).await;
     let answer = RawValue::encode(signalr_core::Encoding::MessagePack, &9).unwrap();
@@ -377,7 +456,7 @@ async fn many_upload_items_arrive_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_upload_streams_bind_in_order() {
     let server = serve(streams_hub(Log::new())).await;
-    let mut client = Client::connect_with(server.addr, &common::Options::messagepack()).await;
+    let mut client = Client::connect_with(server.addr, &Options::messagepack()).await;
     client
         .send_invocation_with_streams("1", "Zip", json!([]), &["a", "b"])
         .await;

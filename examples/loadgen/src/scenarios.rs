@@ -375,16 +375,21 @@ async fn echo_conn(
         }
         None => now_ns(),
     };
+    // Closed loop: the invocations that go out together are written together, as a client
+    // that pipelines them would.
+    let mut burst = Vec::new();
     if interval_ns.is_none() {
-        for _ in 0..options.depth.max(1) {
-            if conn.send(&frame).await.is_err() {
-                stats.borrow_mut().closed += 1;
-                return;
-            }
-            let now = now_ns();
-            fifo.push_back((now, now));
+        let depth = options.depth.max(1);
+        if send_burst(&mut conn, &frame, depth, &mut burst)
+            .await
+            .is_err()
+        {
+            stats.borrow_mut().closed += 1;
+            return;
         }
-        stats.borrow_mut().sent += options.depth.max(1) as u64;
+        let now = now_ns();
+        fifo.extend(std::iter::repeat_n((now, now), depth));
+        stats.borrow_mut().sent += depth as u64;
     }
     loop {
         let now = now_ns();
@@ -429,20 +434,16 @@ async fn echo_conn(
                     stats.unanswered += fifo.len() as u64;
                     return;
                 }
-                if interval_ns.is_none() {
+                if interval_ns.is_none() && replies > 0 && now_ns() < clock.end {
                     // Closed loop: one new invocation per reply, until the end.
-                    for _ in 0..replies {
-                        if now_ns() >= clock.end {
-                            break;
-                        }
-                        if conn.send(&frame).await.is_err() {
-                            stats.borrow_mut().closed += 1;
-                            return;
-                        }
-                        let now = now_ns();
-                        fifo.push_back((now, now));
-                        stats.borrow_mut().sent += 1;
+                    let count = usize::try_from(replies).unwrap_or(1);
+                    if send_burst(&mut conn, &frame, count, &mut burst).await.is_err() {
+                        stats.borrow_mut().closed += 1;
+                        return;
                     }
+                    let now = now_ns();
+                    fifo.extend(std::iter::repeat_n((now, now), count));
+                    stats.borrow_mut().sent += replies;
                 }
             }
             () = pace(wake, spin) => {
@@ -468,6 +469,23 @@ async fn echo_conn(
         }
     }
     stats.borrow_mut().unanswered += fifo.len() as u64;
+}
+
+/// Writes `count` copies of `frame` in one write (`burst` is the reused buffer).
+async fn send_burst(
+    conn: &mut Conn,
+    frame: &[u8],
+    count: usize,
+    burst: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if count == 1 {
+        return conn.send(frame).await;
+    }
+    burst.clear();
+    for _ in 0..count {
+        burst.extend_from_slice(frame);
+    }
+    conn.send(burst).await
 }
 
 /// Echo: each connection invokes `Echo(payload)` and waits for the completion, closed loop

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::serve::ListenerExt;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use signalr_redis::RedisBackplane;
 use signalr_server::{Caller, Clients, Groups, Hub, HubOptions, SignalR};
 use tokio::net::TcpListener;
@@ -163,16 +163,33 @@ async fn bare_connection(socket: WebSocket, tx: broadcast::Sender<Message>) {
     loop {
         tokio::select! {
             message = stream.next() => {
-                let Some(Ok(message)) = message else { return };
-                if !is_data(&message) {
-                    if matches!(message, Message::Close(_)) {
-                        return;
+                // Echoes of what has already arrived leave in one write, as the SignalR
+                // server's replies do.
+                let mut next = Some(message);
+                let mut echoed = false;
+                let mut open = true;
+                while let Some(message) = next.take() {
+                    let Some(Ok(message)) = message else {
+                        open = false;
+                        break;
+                    };
+                    if is_broadcast(&message) {
+                        let _ = tx.send(message);
+                    } else if is_data(&message) {
+                        if sink.feed(message).await.is_err() {
+                            return;
+                        }
+                        echoed = true;
+                    } else if matches!(message, Message::Close(_)) {
+                        open = false;
+                        break;
                     }
-                    continue;
+                    next = stream.next().now_or_never();
                 }
-                if is_broadcast(&message) {
-                    let _ = tx.send(message);
-                } else if sink.send(message).await.is_err() {
+                if echoed && sink.flush().await.is_err() {
+                    return;
+                }
+                if !open {
                     return;
                 }
             }

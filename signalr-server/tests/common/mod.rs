@@ -602,14 +602,35 @@ impl Client {
         self.next_id.to_string()
     }
 
-    pub async fn send_bytes(&mut self, bytes: Bytes) {
-        let frame = match self.protocol.transfer_format() {
+    fn ws_message(&self, bytes: Bytes) -> Message {
+        match self.protocol.transfer_format() {
             TransferFormat::Text => {
                 Message::Text(String::from_utf8(bytes.to_vec()).unwrap().into())
             }
             TransferFormat::Binary => Message::Binary(bytes),
-        };
+        }
+    }
+
+    pub async fn send_bytes(&mut self, bytes: Bytes) {
+        let frame = self.ws_message(bytes);
         self.ws.send(frame).await.unwrap();
+    }
+
+    /// Sends each chunk as a WebSocket message of its own, all in one write, so that they
+    /// reach the server together.
+    pub async fn send_burst(&mut self, chunks: impl IntoIterator<Item = Bytes>) {
+        for chunk in chunks {
+            let frame = self.ws_message(chunk);
+            self.ws.feed(frame).await.unwrap();
+        }
+        self.ws.flush().await.unwrap();
+    }
+
+    /// A blocking invocation, encoded.
+    pub fn invocation_bytes(&self, id: &str, target: &str, args: serde_json::Value) -> Bytes {
+        let args = self.encode_args(&args);
+        let message: HubMessage = Invocation::new(target, args).with_invocation_id(id).into();
+        self.protocol.to_bytes(&message).unwrap()
     }
 
     pub async fn send(&mut self, message: HubMessage) {
