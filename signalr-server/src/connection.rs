@@ -237,8 +237,10 @@ pub(crate) struct Connection {
     pub(crate) ping: Bytes,
     /// Stateful reconnect bookkeeping, when the connection negotiated it.
     pub(crate) stateful: Option<Box<Stateful>>,
-    /// Cancelled to drop the current transport abruptly (no Close, no close frame).
-    transport_drop: Mutex<CancellationToken>,
+    /// How many transports were attached after the first: the writer notices that the
+    /// transport it writes to was dropped by this number changing, or by
+    /// `transport_dropped`.
+    attachment: AtomicU64,
 }
 
 /// Stateful reconnect state: what was sent and not yet acknowledged, what was received.
@@ -393,7 +395,7 @@ impl Connection {
             detailed_errors,
             ping,
             stateful: stateful.map(Box::new),
-            transport_drop: Mutex::new(CancellationToken::new()),
+            attachment: AtomicU64::new(0),
         })
     }
 
@@ -610,25 +612,40 @@ impl Connection {
         self.transport_dropped.load(Ordering::Acquire)
     }
 
-    /// A token cancelled when the current transport must be dropped.
-    pub(crate) fn transport_token(&self) -> CancellationToken {
-        lock(&self.transport_drop).clone()
+    /// Which transport is attached: a number that changes with each new one.
+    pub(crate) fn attachment(&self) -> u64 {
+        self.attachment.load(Ordering::Acquire)
     }
 
-    /// Starts a new transport attachment; returns its drop token.
-    pub(crate) fn new_transport(&self) -> CancellationToken {
-        let token = CancellationToken::new();
-        *lock(&self.transport_drop) = token.clone();
+    /// Whether the transport that was attached as `attachment` has been dropped since.
+    pub(crate) fn dropped_since(&self, attachment: u64) -> bool {
+        // The flag first: a new transport clears it only after changing the number.
+        self.transport_dropped() || self.attachment() != attachment
+    }
+
+    /// For the writer: ready once the transport attached as `attachment` is dropped. It
+    /// waits on the writer's waker, which [`drop_transport`](Self::drop_transport) wakes.
+    pub(crate) fn poll_dropped(&self, cx: &mut Context<'_>, attachment: u64) -> Poll<()> {
+        self.outbound.writer.register(cx.waker());
+        if self.dropped_since(attachment) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Starts a new transport attachment.
+    pub(crate) fn new_transport(&self) {
+        self.attachment.fetch_add(1, Ordering::AcqRel);
         self.transport_dropped.store(false, Ordering::Release);
-        token
     }
 
     /// Drops the current transport abruptly, as a network fault would: no Close message,
     /// no close frame. With stateful reconnect the client can come back.
     pub(crate) fn drop_transport(&self) {
         self.transport_dropped.store(true, Ordering::Release);
-        lock(&self.transport_drop).cancel();
         self.reader.wake();
+        self.outbound.writer.wake();
     }
 
     /// For the read loop: ready once the connection has closed or (with `watch_drop`) its

@@ -159,8 +159,8 @@ async fn run_writer(
     let stateful = connection.stateful.as_deref();
     // Whether `connection.sink` holds a transport (kept here too, for the waits below).
     let mut attached = true;
-    let mut token = connection.transport_token();
-    let mut dropped = Box::pin(token.clone().cancelled_owned());
+    // Which transport the writer writes to, to notice when it is dropped.
+    let mut attachment = connection.attachment();
     let mut batch: Vec<Bytes> = Vec::new();
     let mut sinks_open = sinks.is_some();
     // Pings go straight to the transport from here, whatever the reading side is doing (a
@@ -172,7 +172,7 @@ async fn run_writer(
         tokio::select! {
             // A dropped transport is dropped before anything else is sent on it.
             biased;
-            () = &mut dropped, if attached => {
+            () = std::future::poll_fn(|cx| connection.poll_dropped(cx, attachment)), if attached => {
                 // Dropped abruptly: no close frame.
                 connection.sink.lock().await.take();
                 attached = false;
@@ -205,8 +205,7 @@ async fn run_writer(
                 };
                 let mut slot = connection.sink.lock().await;
                 *slot = Some(new);
-                token = connection.transport_token();
-                dropped = Box::pin(token.clone().cancelled_owned());
+                attachment = connection.attachment();
                 if let Some(state) = stateful {
                     if !Box::pin(resend(&connection, state, &mut slot, format, config.send_timeout)).await {
                         *slot = None;
@@ -261,7 +260,7 @@ async fn run_writer(
         connection.outbound.sent(size);
         if closing {
             // A transport dropped on purpose gets no close frame.
-            if token.is_cancelled() {
+            if connection.dropped_since(attachment) {
                 *slot = None;
             }
             if let Some(mut s) = slot.take() {
@@ -287,7 +286,7 @@ async fn run_writer(
                     () = connection.closed.cancelled() => {}
                     // The transport may drop, and a new one come, while acknowledgements
                     // are awaited: the client's acks arrive only on a working transport.
-                    () = &mut dropped, if attached => {
+                    () = std::future::poll_fn(|cx| connection.poll_dropped(cx, attachment)), if attached => {
                         connection.sink.lock().await.take();
                         attached = false;
                     }
@@ -296,8 +295,7 @@ async fn run_writer(
                         if let Some(new) = new {
                             let mut slot = connection.sink.lock().await;
                             *slot = Some(new);
-                            token = connection.transport_token();
-                            dropped = Box::pin(token.clone().cancelled_owned());
+                            attachment = connection.attachment();
                             if !Box::pin(resend(&connection, state, &mut slot, format, config.send_timeout)).await {
                                 *slot = None;
                             }

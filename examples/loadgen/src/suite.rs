@@ -215,6 +215,9 @@ pub(crate) fn s(args: &[&str]) -> Vec<String> {
 }
 
 /// The suite's cases. `quick` shrinks them to seconds, for the smoke test.
+/// Invocations in flight per connection in the pipelined echo.
+const PIPELINE_DEPTH: &str = "16";
+
 fn cases(quick: bool, idle_conns: usize, fan_conns: usize, with_python: bool) -> Vec<Case> {
     let all = if with_python {
         vec![Server::Ours, Server::Bare, Server::Aiosignalr]
@@ -283,6 +286,28 @@ fn cases(quick: bool, idle_conns: usize, fan_conns: usize, with_python: bool) ->
                 "50",
                 "--depth",
                 "1",
+                "--duration",
+                dur,
+                "--warmup",
+                warm,
+            ]),
+            servers: all.clone(),
+            metrics: echo_metrics.clone(),
+        });
+    }
+    // Pipelined: 16 invocations in flight per connection, written together, so that the
+    // generator is not what sets the pace.
+    for protocol in ["json", "msgpack"] {
+        out.push(Case {
+            name: format!("echo-pipelined-{protocol}"),
+            command: "echo",
+            args: s(&[
+                "--protocol",
+                protocol,
+                "--connections",
+                "50",
+                "--depth",
+                PIPELINE_DEPTH,
                 "--duration",
                 dur,
                 "--warmup",
