@@ -532,3 +532,26 @@ fn parsed_arguments_share_the_frame() {
         "argument was copied"
     );
 }
+
+/// Invalid UTF-8 inside a JSON string fails the frame; after the object, where the reader
+/// does not look, it is ignored, as everything else there is.
+#[test]
+fn json_invalid_utf8() {
+    let protocol = JsonHubProtocol::new();
+    let mut inside = br#"{"type":1,"target":"Ec"#.to_vec();
+    inside.extend_from_slice(&[0xff, 0xfe]);
+    inside.extend_from_slice(br#"ho","arguments":[]}"#);
+    inside.push(0x1e);
+    assert!(parse_one(&protocol, &inside).is_err());
+
+    let mut after = br#"{"type":6} "#.to_vec();
+    after.extend_from_slice(&[0xff, 0xfe]);
+    after.push(0x1e);
+    assert_eq!(parse_one(&protocol, &after).unwrap(), HubMessage::Ping);
+
+    let mut in_argument = br#"{"type":1,"target":"Echo","arguments":[""#.to_vec();
+    in_argument.extend_from_slice(&[0xc3, 0x28]);
+    in_argument.extend_from_slice(br#""]}"#);
+    in_argument.push(0x1e);
+    assert!(parse_one(&protocol, &in_argument).is_err());
+}

@@ -988,14 +988,20 @@ async fn dispatch(
             // Waiting here applies the upload stream's buffer limit to the whole
             // connection, as ASP.NET Core does.
             Some(tx) => {
-                let sent = if connection.is_closed() {
-                    tx.try_send(UploadItem::Item(item.item)).is_ok()
-                } else {
-                    tokio::select! {
-                        sent = tx.send(UploadItem::Item(item.item)) => sent.is_ok(),
-                        () = connection.closed.cancelled() => true,
-                        () = transport.watch(connection, shared.options.transport_send_timeout) => true,
+                let sent = match tx.try_send(UploadItem::Item(item.item)) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(value)) if !connection.is_closed() => {
+                        let timeout = shared.options.transport_send_timeout;
+                        Box::pin(async {
+                            tokio::select! {
+                                sent = tx.send(value) => sent.is_ok(),
+                                () = connection.closed.cancelled() => true,
+                                () = transport.watch(connection, timeout) => true,
+                            }
+                        })
+                        .await
                     }
+                    Err(_) => false,
                 };
                 if !sent {
                     connection.remove_upload(&item.invocation_id);
@@ -1009,13 +1015,17 @@ async fn dispatch(
                     CompletionResult::Error(error) => UploadItem::Error(HubError::new(error)),
                     _ => UploadItem::End,
                 };
-                if connection.is_closed() {
-                    let _ = tx.try_send(last);
-                } else {
-                    tokio::select! {
-                        _ = tx.send(last) => {}
-                        () = connection.closed.cancelled() => {}
-                        () = transport.watch(connection, shared.options.transport_send_timeout) => {}
+                if let Err(mpsc::error::TrySendError::Full(last)) = tx.try_send(last) {
+                    if !connection.is_closed() {
+                        let timeout = shared.options.transport_send_timeout;
+                        Box::pin(async {
+                            tokio::select! {
+                                _ = tx.send(last) => {}
+                                () = connection.closed.cancelled() => {}
+                                () = transport.watch(connection, timeout) => {}
+                            }
+                        })
+                        .await;
                     }
                 }
             } else if !connection.complete_result(&completion.invocation_id, completion.result) {
@@ -1069,43 +1079,39 @@ fn failed_to_invoke(target: &str, detail: &HubError, detailed: bool) -> String {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn invoke(
+/// An invocation's method, bound to its arguments and ready to run.
+struct Bound {
+    method: Arc<crate::hub::Method>,
+    future: BoxFuture<'static, Result<HubValue, HubError>>,
+    context: Option<InvocationContext>,
+    cancel: Option<CancellationToken>,
+    tracked: bool,
+}
+
+/// The part of an invocation that never waits: the checks, the upload streams and the
+/// binding; the error to answer with when the method cannot run. A function of its own, so
+/// that nothing it handles takes room in the invocation's future, which the read loop
+/// allocates for every message.
+fn bind_invocation(
     shared: &Arc<HubShared>,
     connection: &Arc<Connection>,
-    invocations: &Arc<Semaphore>,
-    transport: &mut Attached,
-    invocation_id: Option<String>,
-    target: String,
+    invocation_id: Option<&str>,
+    target: &str,
     arguments: Vec<RawValue>,
-    stream_ids: Vec<String>,
+    stream_ids: &[String],
     streaming: bool,
-) {
-    if connection.is_closed() {
-        return;
-    }
+) -> Result<Bound, String> {
     let detailed = shared.options.enable_detailed_errors;
-    let respond = |error: String| {
-        let connection = connection.clone();
-        let id = invocation_id.clone();
-        async move {
-            if let Some(id) = id {
-                send_completion(&connection, Completion::with_error(id, error)).await;
-            }
-        }
-    };
-    let Some(method) = shared.method(&target).cloned() else {
+    let Some(method) = shared.method(target).cloned() else {
         tracing::debug!(%target, "unknown hub method");
-        respond(failed_to_invoke(
-            &target,
+        return Err(failed_to_invoke(
+            target,
             &HubError::new("Method does not exist."),
             detailed,
-        ))
-        .await;
-        return;
+        ));
     };
     if method.streaming != streaming {
-        let text = if streaming {
+        return Err(if streaming {
             format!(
                 "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
             )
@@ -1113,17 +1119,13 @@ async fn invoke(
             format!(
                 "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
             )
-        };
-        respond(text).await;
-        return;
+        });
     }
     if let Some(policy) = shared.method_policy(&method) {
         if !policy(connection.identity.as_ref()) {
-            respond(format!(
+            return Err(format!(
                 "Failed to invoke '{target}' because user is unauthorized"
-            ))
-            .await;
-            return;
+            ));
         }
     }
     if arguments.len() != method.arguments {
@@ -1135,8 +1137,7 @@ async fn invoke(
                 method.arguments
             ),
         );
-        respond(failed_to_invoke(&target, &detail, detailed)).await;
-        return;
+        return Err(failed_to_invoke(target, &detail, detailed));
     }
     if stream_ids.len() != method.uploads {
         let detail = HubError::new(format!(
@@ -1144,29 +1145,26 @@ async fn invoke(
             stream_ids.len(),
             method.uploads
         ));
-        respond(detail.build_message(
+        return Err(detail.build_message(
             &format!("An unexpected error occurred invoking '{target}' on the server."),
             detailed,
-        ))
-        .await;
-        return;
+        ));
     }
     // Only streams can be cancelled by the client (as in ASP.NET Core), so only they get a
     // token of their own and an entry in the running map; other methods that ask for a
     // token get one tied to the connection.
     let cancel = streaming.then(|| connection.closed.child_token());
-    let tracked = match (&invocation_id, &cancel) {
+    let tracked = match (invocation_id, &cancel) {
         (Some(id), Some(token)) => {
             if !connection.add_running(id, token.clone()) {
-                respond(format!("Invocation ID '{id}' is already in use.")).await;
-                return;
+                return Err(format!("Invocation ID '{id}' is already in use."));
             }
             true
         }
         _ => false,
     };
     let mut uploads = Vec::with_capacity(stream_ids.len());
-    for id in &stream_ids {
+    for id in stream_ids {
         let (tx, rx) = mpsc::channel(shared.options.stream_buffer_capacity);
         connection.add_upload(id.clone(), tx);
         uploads.push(rx);
@@ -1187,12 +1185,64 @@ async fn invoke(
         cancel: cancel.clone(),
         disconnect_error: None,
     };
-    let mut future = match (method.bind)(call) {
-        Ok(future) => future,
+    match (method.bind)(call) {
+        Ok(future) => Ok(Bound {
+            method,
+            future,
+            context,
+            cancel,
+            tracked,
+        }),
         Err(err) => {
-            finish(connection, &stream_ids, tracked, invocation_id.as_deref());
+            finish(connection, stream_ids, tracked, invocation_id);
             let detail = HubError::exception("InvalidDataException", bind_text(&err));
-            respond(failed_to_invoke(&target, &detail, detailed)).await;
+            Err(failed_to_invoke(target, &detail, detailed))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn invoke(
+    shared: &Arc<HubShared>,
+    connection: &Arc<Connection>,
+    invocations: &Arc<Semaphore>,
+    transport: &mut Attached,
+    invocation_id: Option<String>,
+    target: String,
+    arguments: Vec<RawValue>,
+    stream_ids: Vec<String>,
+    streaming: bool,
+) {
+    if connection.is_closed() {
+        return;
+    }
+    let bound = bind_invocation(
+        shared,
+        connection,
+        invocation_id.as_deref(),
+        &target,
+        arguments,
+        &stream_ids,
+        streaming,
+    );
+    let Bound {
+        method,
+        mut future,
+        context,
+        cancel,
+        tracked,
+    } = match bound {
+        Ok(bound) => bound,
+        Err(error) => {
+            if let Some(id) = invocation_id {
+                // Boxed, as the waits below: rare, and what they hold would otherwise take
+                // room in every invocation's future.
+                Box::pin(send_completion(
+                    connection,
+                    Completion::with_error(id, error),
+                ))
+                .await;
+            }
             return;
         }
     };
@@ -1203,16 +1253,30 @@ async fn invoke(
     } else if let Ok(permit) = invocations.clone().try_acquire_owned() {
         Some(permit)
     } else {
-        tokio::select! {
-            permit = invocations.clone().acquire_owned() => permit.ok(),
-            () = transport.watch(connection, shared.options.transport_send_timeout) => None,
-            () = connection.closed.cancelled() => {
+        let timeout = shared.options.transport_send_timeout;
+        let waited = Box::pin(async {
+            tokio::select! {
+                permit = invocations.clone().acquire_owned() => Some(permit.ok()),
+                () = transport.watch(connection, timeout) => Some(None),
+                () = connection.closed.cancelled() => None,
+            }
+        })
+        .await;
+        match waited {
+            Some(permit) => permit,
+            None => {
                 finish(connection, &stream_ids, tracked, invocation_id.as_deref());
                 return;
             }
         }
     };
-    let span = tracing::debug_span!("signalr_invocation", method = %method.name);
+    // Made only when a subscriber wants it: without one, `tracing`'s `log` fallback (which
+    // axum's default features turn on) would record the span's fields on every invocation.
+    let span = if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug_span!("signalr_invocation", method = %method.name)
+    } else {
+        tracing::Span::none()
+    };
     let done = Invocated {
         method,
         invocation_id,

@@ -93,7 +93,9 @@ pub(crate) struct HubShared {
     /// Methods by lower-case name (ASP.NET Core matches targets case-insensitively).
     pub(crate) methods: HashMap<String, Arc<Method>>,
     /// Methods by their registered name: the usual spelling, found without lower-casing.
-    pub(crate) exact: HashMap<String, Arc<Method>>,
+    /// Looked up once per invocation, so with a fast hash: the table is fixed when the hub is
+    /// built, so names a client sends cannot make it collide.
+    pub(crate) exact: rustc_hash::FxHashMap<String, Arc<Method>>,
     pub(crate) options: HubOptions,
     pub(crate) protocols: Vec<Arc<dyn HubProtocol>>,
     pub(crate) backplane: Arc<dyn Backplane>,

@@ -133,15 +133,21 @@ fn read_object<'de, V: Visitor<'de>>(
     failure: &Failure,
     visitor: V,
 ) -> Result<V::Value, ProtocolError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    Expect {
+    let expect = Expect {
         kind: Kind::Object,
         inner: visitor,
         failure,
         mismatch: not_an_object,
-    }
-    .deserialize(&mut de)
-    .map_err(|_| failure.take())
+    };
+    // Read from bytes, serde_json checks each string it meets for UTF-8; read from text, it
+    // has nothing to check. One check of the whole frame is cheaper than one per string. A
+    // frame that fails it (invalid UTF-8 may sit after the object, where it is ignored) is
+    // read from bytes, as before, for the same errors.
+    let result = match std::str::from_utf8(bytes) {
+        Ok(text) => expect.deserialize(&mut serde_json::Deserializer::from_str(text)),
+        Err(_) => expect.deserialize(&mut serde_json::Deserializer::from_slice(bytes)),
+    };
+    result.map_err(|_| failure.take())
 }
 
 /// Calls `on_property` with each property of the first JSON value in `bytes`, in document
