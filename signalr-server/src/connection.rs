@@ -451,9 +451,9 @@ impl Connection {
     /// the connection closed; the bytes back when the reply must go through the queue
     /// instead.
     ///
-    /// Only the read loop calls this, and it may leave the reply in the transport's buffer
-    /// (up to [`MAX_UNFLUSHED`] of them), so that replies to invocations that arrived
-    /// together leave together in one write. The read loop calls
+    /// Only the read loop calls this, and with `coalesce` it may leave the reply in the
+    /// transport's buffer (up to [`MAX_UNFLUSHED`] of them), so that replies to invocations
+    /// that arrived together leave together in one write. The read loop calls
     /// [`flush_direct`](Self::flush_direct) before it waits for more input; anything the
     /// writer sends meanwhile takes the buffered replies with it, ahead of its own. A write
     /// that cannot finish at once is waited for here, which slows the read loop to the
@@ -462,6 +462,7 @@ impl Connection {
         &self,
         bytes: Bytes,
         timeout: std::time::Duration,
+        coalesce: bool,
     ) -> Result<(), Bytes> {
         // Stateful reconnect numbers and keeps what it sends: the writer does that.
         if self.transport != TransportType::WebSockets || self.stateful.is_some() {
@@ -479,7 +480,7 @@ impl Connection {
         };
         let format = self.protocol.transfer_format();
         let held = self.unflushed.load(Ordering::Relaxed) + 1;
-        let sent = if held >= MAX_UNFLUSHED {
+        let sent = if !coalesce || held >= MAX_UNFLUSHED {
             self.unflushed.store(0, Ordering::Relaxed);
             sink.send(bytes, format, timeout).await
         } else {

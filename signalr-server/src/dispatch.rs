@@ -557,6 +557,7 @@ async fn serve(shared: Arc<HubShared>, init: Box<ConnectionInit>, io: TransportI
             end,
             reattach,
             sinks: sink_tx,
+            coalesce: false,
         };
         read_loop(&shared, &connection, transport, leftover, protocol).await;
     }
@@ -672,6 +673,9 @@ struct Attached {
     end: Arc<TransportEnd>,
     reattach: Option<mpsc::Receiver<TransportIo>>,
     sinks: Option<mpsc::UnboundedSender<Box<dyn TransportSink>>>,
+    /// Whether replies written straight to the socket may wait in its buffer for the
+    /// replies to what else has arrived (see `read_loop`): on while the client pipelines.
+    coalesce: bool,
 }
 
 impl Attached {
@@ -767,6 +771,13 @@ async fn read_loop(
     tokio::pin!(timeout);
     let mut detached_since: Option<tokio::time::Instant> = None;
     let mut drained = false;
+    // Chunks read since the read loop last had to wait for one. A client that pipelines
+    // (its next invocations are already here when one is answered) gets its replies written
+    // together: after a run of more than one chunk, replies written straight to the socket
+    // wait in its buffer while more input is at hand, and go out in one write before the
+    // read loop waits. One chunk at a time, each reply is written at once, which costs less
+    // than looking for more input that is not there.
+    let mut run: usize = 0;
     loop {
         // Parse and dispatch whatever is complete. Time spent dispatching does not count
         // against the client timeout: the clock restarts when dispatching is done.
@@ -815,6 +826,7 @@ async fn read_loop(
                         };
                         if let Some(Some(chunk)) = next {
                             got_data = true;
+                            run += 1;
                             reader.feed_bytes(chunk);
                             continue;
                         }
@@ -848,10 +860,20 @@ async fn read_loop(
             timeout.as_mut().reset(timeout_at);
         }
         let stateful = connection.stateful.is_some();
+        let mut waited = false;
         tokio::select! {
-            chunk = transport.incoming.next(), if detached_since.is_none() && !transport.ended => match chunk {
+            chunk = std::future::poll_fn(|cx| {
+                let polled = transport.incoming.poll_next_unpin(cx);
+                waited |= polled.is_pending();
+                polled
+            }), if detached_since.is_none() && !transport.ended => match chunk {
                 Some(chunk) => {
                     got_data = true;
+                    if waited {
+                        transport.coalesce = run > 1;
+                        run = 0;
+                    }
+                    run += 1;
                     reader.feed_bytes(chunk);
                 }
                 None => {
@@ -1313,7 +1335,8 @@ async fn invoke(
                 Err(panic) => panicked(&*panic),
             }
         };
-        done.report_now(shared, connection, outcome).await;
+        let coalesce = transport.coalesce;
+        done.report_now(shared, connection, outcome, coalesce).await;
         return;
     };
     let connection = connection.clone();
@@ -1358,11 +1381,13 @@ impl Invocated {
     /// straight to the socket when nothing is queued ahead of it
     /// ([`Connection::send_direct`]), else into the outbound queue when there is room; a
     /// stream, or a completion that must wait for room, goes on in a task of its own.
+    /// With `coalesce`, the completion may wait in the socket's buffer for the next ones.
     async fn report_now(
         mut self,
         shared: &Arc<HubShared>,
         connection: &Arc<Connection>,
         outcome: Result<HubValue, HubError>,
+        coalesce: bool,
     ) {
         self.record(shared, &outcome);
         let detailed = shared.options.enable_detailed_errors;
@@ -1390,7 +1415,7 @@ impl Invocated {
             // Straight to the socket when nothing is queued ahead; else into the queue;
             // else (no room) on a task that waits for room.
             let timeout = shared.options.transport_send_timeout;
-            let queued = match connection.send_direct(bytes, timeout).await {
+            let queued = match connection.send_direct(bytes, timeout, coalesce).await {
                 Ok(()) => Ok(Ok(())),
                 Err(bytes) => connection.try_send_own(bytes),
             };

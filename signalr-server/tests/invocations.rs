@@ -198,12 +198,26 @@ async fn pipelined_invocations_are_each_answered_in_order() {
     }
 }
 
+/// Sends a burst of invocations and reads their completions, so that the server treats the
+/// client as one that pipelines: replies to what arrives together then wait to be written
+/// together.
+async fn pipeline(client: &mut Client) {
+    let frames: Vec<_> = (0..20)
+        .map(|n| client.invocation_bytes(&format!("p{n}"), "Add", json!([n, 0])))
+        .collect();
+    client.send_burst(frames).await;
+    for n in 0..20 {
+        expect_completion(client, &format!("p{n}"), n, TIMEOUT).await;
+    }
+}
+
 /// A reply the server holds back to write with the next ones goes out before the server
 /// waits for more input: here, the rest of a message of which a part has come.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_is_not_held_for_the_rest_of_the_next_message() {
     let server = serve(pipelined_hub(Gates::new())).await;
     let mut client = Client::connect(server.addr).await;
+    pipeline(&mut client).await;
     let first = client.invocation_bytes("1", "Add", json!([1, 2]));
     let second = client.invocation_bytes("2", "Add", json!([3, 4]));
     let (head, tail) = second.split_at(12);
@@ -221,6 +235,7 @@ async fn a_reply_is_not_held_while_the_next_invocation_waits_for_a_slot() {
     let gates = Gates::new();
     let server = serve(pipelined_hub(gates.clone())).await;
     let mut client = Client::connect(server.addr).await;
+    pipeline(&mut client).await;
     let burst = [
         client.invocation_bytes("1", "Add", json!([1, 1])),
         client.invocation_bytes("2", "Gate", json!([0])),
