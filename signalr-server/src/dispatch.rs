@@ -799,14 +799,7 @@ async fn read_loop(
                     // (upload items, completions); new invocations are not started.
                     // Boxed: what dispatching holds while it waits is large, and kept only
                     // for the message at hand instead of in every connection's state.
-                    Box::pin(dispatch(
-                        shared,
-                        connection,
-                        &invocations,
-                        &mut transport,
-                        message,
-                    ))
-                    .await;
+                    dispatch_boxed(shared, connection, &invocations, &mut transport, message).await;
                 }
                 Ok(None) => match transport.stash.take() {
                     Some(chunk) => {
@@ -967,6 +960,38 @@ async fn read_loop(
                 return;
             }
         }
+    }
+}
+
+/// [`dispatch`], boxed; invocations, the usual message, go to [`invoke`] without
+/// `dispatch`'s future around it, which would also hold the message. Under 1,032 bytes, the
+/// box of an invocation stays in the allocator's thread cache.
+fn dispatch_boxed<'a>(
+    shared: &'a Arc<HubShared>,
+    connection: &'a Arc<Connection>,
+    invocations: &'a Arc<Semaphore>,
+    transport: &'a mut Attached,
+    message: HubMessage,
+) -> BoxFuture<'a, ()> {
+    match message {
+        HubMessage::Invocation(m) => Box::pin(invoke(
+            shared,
+            connection,
+            invocations,
+            transport,
+            m.invocation_id,
+            m.target,
+            m.arguments,
+            m.stream_ids,
+            false,
+        )),
+        message => Box::pin(dispatch(
+            shared,
+            connection,
+            invocations,
+            transport,
+            message,
+        )),
     }
 }
 
@@ -1238,7 +1263,9 @@ async fn invoke(
     if connection.is_closed() {
         return;
     }
-    let bound = bind_invocation(
+    // Used field by field, not taken apart: each binding would take room of its own in this
+    // future, kept with the report's.
+    let mut bound = match bind_invocation(
         shared,
         connection,
         invocation_id.as_deref(),
@@ -1246,14 +1273,7 @@ async fn invoke(
         arguments,
         &stream_ids,
         streaming,
-    );
-    let Bound {
-        method,
-        mut future,
-        context,
-        cancel,
-        tracked,
-    } = match bound {
+    ) {
         Ok(bound) => bound,
         Err(error) => {
             if let Some(id) = invocation_id {
@@ -1287,7 +1307,12 @@ async fn invoke(
         match waited {
             Some(permit) => permit,
             None => {
-                finish(connection, &stream_ids, tracked, invocation_id.as_deref());
+                finish(
+                    connection,
+                    &stream_ids,
+                    bound.tracked,
+                    invocation_id.as_deref(),
+                );
                 return;
             }
         }
@@ -1295,21 +1320,21 @@ async fn invoke(
     // Made only when a subscriber wants it: without one, `tracing`'s `log` fallback (which
     // axum's default features turn on) would record the span's fields on every invocation.
     let span = if tracing::enabled!(tracing::Level::DEBUG) {
-        tracing::debug_span!("signalr_invocation", method = %method.name)
+        tracing::debug_span!("signalr_invocation", method = %bound.method.name)
     } else {
         tracing::Span::none()
     };
     let done = Invocated {
-        method,
+        method: bound.method,
         invocation_id,
         target,
-        cancel,
+        cancel: bound.cancel,
         permit,
         stream_ids,
-        tracked,
+        tracked: bound.tracked,
         started: Instant::now(),
     };
-    let Some(context) = context else {
+    let Some(context) = bound.context else {
         // Most methods finish without waiting (an echo, a send to a group): without
         // filters, poll the method here, at once, and make a task only for one that waits.
         // A method polled here and found waiting is polled again by its task, which then
@@ -1320,14 +1345,14 @@ async fn invoke(
             let polled = {
                 let _entered = span.enter();
                 let mut cx = Context::from_waker(std::task::Waker::noop());
-                std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
+                std::panic::catch_unwind(AssertUnwindSafe(|| bound.future.as_mut().poll(&mut cx)))
             };
             match polled {
                 Ok(Poll::Ready(outcome)) => outcome,
                 Ok(Poll::Pending) => {
                     let connection = connection.clone();
                     tokio::spawn(
-                        finish_invocation(shared.clone(), connection, future, done)
+                        finish_invocation(shared.clone(), connection, bound.future, done)
                             .instrument(span),
                     );
                     return;
@@ -1346,7 +1371,7 @@ async fn invoke(
             let run = Next {
                 filters: &shared.filters,
                 context: &context,
-                method: future,
+                method: bound.future,
             }
             .run();
             let outcome = match AssertUnwindSafe(run).catch_unwind().await {
