@@ -501,9 +501,9 @@ impl Connection {
     }
 
     /// Writes out the replies [`send_direct`](Self::send_direct) left in the transport's
-    /// buffer, if any. When the writer holds the transport, its own send takes them.
+    /// buffer, if any, waiting for the writer to let go of the transport first.
     pub(crate) async fn flush_direct(&self, timeout: std::time::Duration) {
-        if self.unflushed.load(Ordering::Relaxed) == 0 {
+        if !self.has_unflushed() {
             return;
         }
         // Waited for: the writer may hold the transport only to find its queue empty, and

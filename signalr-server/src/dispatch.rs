@@ -995,6 +995,8 @@ fn dispatch_boxed<'a>(
     }
 }
 
+/// Handles one message other than an invocation: those come through [`dispatch_boxed`],
+/// which hands them to [`invoke`] itself.
 async fn dispatch(
     shared: &Arc<HubShared>,
     connection: &Arc<Connection>,
@@ -1003,20 +1005,6 @@ async fn dispatch(
     message: HubMessage,
 ) {
     match message {
-        HubMessage::Invocation(m) => {
-            invoke(
-                shared,
-                connection,
-                invocations,
-                transport,
-                m.invocation_id,
-                m.target,
-                m.arguments,
-                m.stream_ids,
-                false,
-            )
-            .await;
-        }
         HubMessage::StreamInvocation(m) => {
             invoke(
                 shared,

@@ -214,10 +214,10 @@ pub(crate) fn s(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).collect()
 }
 
-/// The suite's cases. `quick` shrinks them to seconds, for the smoke test.
 /// Invocations in flight per connection in the pipelined echo.
 const PIPELINE_DEPTH: &str = "16";
 
+/// The suite's cases. `quick` shrinks them to seconds, for the smoke test.
 fn cases(quick: bool, idle_conns: usize, fan_conns: usize, with_python: bool) -> Vec<Case> {
     let all = if with_python {
         vec![Server::Ours, Server::Bare, Server::Aiosignalr]
@@ -275,47 +275,29 @@ fn cases(quick: bool, idle_conns: usize, fan_conns: usize, with_python: bool) ->
             ("server CPU % holding", "/hold_cpu/server_cpu_pct"),
         ],
     }];
-    for protocol in ["json", "msgpack"] {
-        out.push(Case {
-            name: format!("echo-closed-{protocol}"),
-            command: "echo",
-            args: s(&[
-                "--protocol",
-                protocol,
-                "--connections",
-                "50",
-                "--depth",
-                "1",
-                "--duration",
-                dur,
-                "--warmup",
-                warm,
-            ]),
-            servers: all.clone(),
-            metrics: echo_metrics.clone(),
-        });
-    }
-    // Pipelined: 16 invocations in flight per connection, written together, so that the
-    // generator is not what sets the pace.
-    for protocol in ["json", "msgpack"] {
-        out.push(Case {
-            name: format!("echo-pipelined-{protocol}"),
-            command: "echo",
-            args: s(&[
-                "--protocol",
-                protocol,
-                "--connections",
-                "50",
-                "--depth",
-                PIPELINE_DEPTH,
-                "--duration",
-                dur,
-                "--warmup",
-                warm,
-            ]),
-            servers: all.clone(),
-            metrics: echo_metrics.clone(),
-        });
+    // Closed loop with one invocation in flight per connection, then pipelined: 16 in
+    // flight, written together, so that the generator is not what sets the pace.
+    for (mode, depth) in [("closed", "1"), ("pipelined", PIPELINE_DEPTH)] {
+        for protocol in ["json", "msgpack"] {
+            out.push(Case {
+                name: format!("echo-{mode}-{protocol}"),
+                command: "echo",
+                args: s(&[
+                    "--protocol",
+                    protocol,
+                    "--connections",
+                    "50",
+                    "--depth",
+                    depth,
+                    "--duration",
+                    dur,
+                    "--warmup",
+                    warm,
+                ]),
+                servers: all.clone(),
+                metrics: echo_metrics.clone(),
+            });
+        }
     }
     out.push(Case {
         name: "broadcast-1hz".into(),
